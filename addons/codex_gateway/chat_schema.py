@@ -1,0 +1,199 @@
+"""Pydantic models of a `chat.completions` request, as strict about types as the OpenAI API.
+
+Fields the Codex backend cannot take are still declared (and so type-checked like the OpenAI API does) so that
+they can be dropped knowingly; anything undeclared is collected by `extra="allow"` and dropped too.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import StrictBool
+from pydantic import StrictFloat
+from pydantic import StrictInt
+from pydantic import StrictStr
+
+Number = StrictInt | StrictFloat
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextPart(_Loose):
+    type: Literal["text"]
+    text: StrictStr
+
+
+class ImageURL(_Loose):
+    url: StrictStr = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(_Loose):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class RefusalPart(_Loose):
+    type: Literal["refusal"]
+    refusal: StrictStr
+
+
+UserPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+AssistantPart = Annotated[TextPart | RefusalPart, Field(discriminator="type")]
+
+
+class FunctionCall(_Loose):
+    name: StrictStr = Field(min_length=1)
+    arguments: StrictStr
+
+
+class ToolCall(_Loose):
+    id: StrictStr = Field(min_length=1)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class SystemMessage(_Loose):
+    role: Literal["system", "developer"]
+    content: StrictStr | list[TextPart]
+    name: StrictStr | None = None
+
+
+class UserMessage(_Loose):
+    role: Literal["user"]
+    content: StrictStr | list[UserPart]
+    name: StrictStr | None = None
+
+
+class AssistantMessage(_Loose):
+    role: Literal["assistant"]
+    content: StrictStr | list[AssistantPart] | None = None
+    refusal: StrictStr | None = None
+    tool_calls: list[ToolCall] | None = None
+    name: StrictStr | None = None
+    # OpenAI-compatible servers commonly echo these back; they carry nothing the backend can use.
+    reasoning_content: StrictStr | None = None
+    function_call: Any = None
+    audio: Any = None
+
+
+class ToolMessage(_Loose):
+    role: Literal["tool"]
+    content: StrictStr | list[TextPart]
+    tool_call_id: StrictStr = Field(min_length=1)
+    name: StrictStr | None = None
+
+
+Message = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")]
+
+
+class FunctionDef(_Loose):
+    name: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: StrictStr | None = None
+    parameters: dict[str, Any] | None = None
+    strict: StrictBool | None = None
+
+
+class FunctionTool(_Loose):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(_Loose):
+    name: StrictStr
+
+
+class NamedToolChoice(_Loose):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class StreamOptions(_Loose):
+    include_usage: StrictBool | None = None
+    include_obfuscation: StrictBool | None = None
+
+
+class Reasoning(_Loose):
+    effort: Effort | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+class JSONSchemaFormat(_Loose):
+    name: StrictStr = Field(min_length=1, max_length=64)
+    description: StrictStr | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: StrictBool | None = None
+
+
+class ResponseFormat(_Loose):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    model: StrictStr = Field(min_length=1)
+    messages: list[Message] = Field(min_length=1)
+    stream: StrictBool | None = None
+    stream_options: StreamOptions | None = None
+    tools: list[FunctionTool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: StrictBool | None = None
+    reasoning_effort: Effort | None = None
+    reasoning: Reasoning | None = None
+    response_format: ResponseFormat | None = None
+    verbosity: Literal["low", "medium", "high"] | None = None
+    prompt_cache_key: StrictStr | None = None
+    stop: StrictStr | list[StrictStr] | None = None
+    n: StrictInt | None = Field(default=None, ge=1, le=128)
+    # Declared only to be type-checked, then dropped: the backend rejects them.
+    max_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    temperature: Number | None = Field(default=None, ge=0, le=2)
+    top_p: Number | None = Field(default=None, ge=0, le=1)
+    presence_penalty: Number | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: Number | None = Field(default=None, ge=-2, le=2)
+    seed: StrictInt | None = None
+    user: StrictStr | None = None
+    metadata: dict[str, StrictStr] | None = None
+    logit_bias: dict[str, Number] | None = None
+    logprobs: StrictBool | None = None
+    top_logprobs: StrictInt | None = Field(default=None, ge=0, le=20)
+    store: StrictBool | None = None
+    service_tier: StrictStr | None = None
+    safety_identifier: StrictStr | None = None
+
+
+# The fields above that are validated and then never forwarded (in the order they are reported).
+DROPPED_FIELDS = (
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "user",
+    "metadata",
+    "logit_bias",
+    "logprobs",
+    "top_logprobs",
+    "stream_options",
+    "store",
+    "service_tier",
+    "safety_identifier",
+    "n",
+)

@@ -1,0 +1,89 @@
+"""Bytes in, bytes out: the upstream SSE body through the `ChatStream` state machine.
+
+`ChatSSETranslator` is the mitmproxy stream callable (called once per network read, then once with b""). It
+never returns b"": on an HTTP/1 chunked response an empty data event is written as the terminating chunk and
+would silently end the client's body. `translate_body` runs the same code over a whole buffered body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .chat_stream import ChatStream
+from .chat_stream import completion_from_chunks
+from .sse import DONE
+from .sse import SSEDecoder
+from .sse import encode_data
+
+__all__ = ["ChatSSETranslator", "translate_body", "render_completion"]
+
+
+class ChatSSETranslator:
+    """Stream callable: upstream Codex SSE → chat.completion.chunk SSE, one output write per upstream read."""
+
+    def __init__(self, machine: ChatStream, *, keep_raw: bool = True) -> None:
+        self.machine = machine
+        self.decoder = SSEDecoder()
+        self.raw: list[bytes] | None = [] if keep_raw else None
+        self.chunks_out = 0
+        self.bad_events = 0
+        self.done_sent = False
+
+    def __call__(self, data: bytes) -> list[bytes]:
+        if data:
+            if self.raw is not None:
+                self.raw.append(data)
+            events = self.decoder.feed(data)
+            if not events:
+                return []
+            out = self._encode(self._run(events))
+        else:
+            out = self._encode(self._run(self.decoder.close()) + self.machine.finish())
+            if self.machine.error is None and not self.done_sent:
+                self.done_sent = True
+                out += DONE
+        return [out] if out else []
+
+    def raw_body(self) -> bytes:
+        return b"".join(self.raw or ())
+
+    def _run(self, events: list[Any]) -> list[dict[str, Any]]:
+        chunks: list[dict[str, Any]] = []
+        feed = self.machine.feed
+        for ev in events:
+            data = ev.data
+            if not data or data[0] != "{":
+                if data.strip() != "[DONE]":
+                    self.bad_events += 1
+                continue
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                self.bad_events += 1  # Codex skips unparseable events too
+                continue
+            if isinstance(obj, dict):
+                chunks += feed(obj)
+        return chunks
+
+    def _encode(self, chunks: list[dict[str, Any]]) -> bytes:
+        self.chunks_out += len(chunks)
+        return b"".join(encode_data(c) for c in chunks)
+
+
+def run_body(machine: ChatStream, body: bytes) -> list[dict[str, Any]]:
+    """All chunks the state machine produces for a complete upstream body (end of stream included)."""
+    translator = ChatSSETranslator(machine, keep_raw=False)
+    chunks = translator._run(translator.decoder.feed(body) + translator.decoder.close())
+    return chunks + machine.finish()
+
+
+def translate_body(machine: ChatStream, body: bytes) -> bytes:
+    """A whole upstream body → the client's SSE body (used for replayed responses of streaming clients)."""
+    translator = ChatSSETranslator(machine, keep_raw=False)
+    return b"".join(translator(body) + translator(b""))
+
+
+def render_completion(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    return completion_from_chunks([c for c in chunks if "error" not in c])

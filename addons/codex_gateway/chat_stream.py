@@ -1,0 +1,432 @@
+"""Codex Responses events → Chat Completions chunks: the one state machine behind every answer.
+
+Streamed answers are encoded chunk by chunk; non-streamed and replayed answers fold the very same chunks into
+one `chat.completion` (`completion_from_chunks`), so the three paths cannot diverge.
+
+Why tool calls are serialized: the OpenAI SDK concatenates every repeated string field of a tool-call delta
+and declares call *k* finished as soon as a delta for another index arrives. Upstream may interleave the
+argument deltas of parallel calls, so only one call is "open" at a time; the others are buffered and released,
+in order, when the open one is done.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from .stop_sequences import StopMatcher
+
+__all__ = ["ChatStream", "chat_usage", "completion_from_chunks"]
+
+Chunk = dict[str, Any]
+
+_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def chat_usage(usage: Any) -> dict[str, Any] | None:
+    """Responses usage → Chat usage, tolerating absent or null detail objects."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = _int(usage.get("input_tokens"))
+    completion = _int(usage.get("output_tokens"))
+    total = usage.get("total_tokens")
+    in_details = usage.get("input_tokens_details") or {}
+    out_details = usage.get("output_tokens_details") or {}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": _int(total) if isinstance(total, int) else prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": _int(in_details.get("cached_tokens"))},
+        "completion_tokens_details": {"reasoning_tokens": _int(out_details.get("reasoning_tokens"))},
+    }
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+@dataclass(slots=True)
+class _Call:
+    item_id: str
+    call_id: str
+    name: str
+    emitted: str = ""
+    buffered: list[str] = field(default_factory=list)
+    final: str | None = None
+    done: bool = False
+    index: int | None = None  # chat index, assigned when the call is opened
+
+
+class ChatStream:
+    """Feed parsed upstream events; get chat chunk dicts back. `error` is set when the answer failed."""
+
+    def __init__(self, *, model: str, include_usage: bool = False, stop: tuple[str, ...] = ()) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
+        self.created = int(time.time())
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.response_id: str | None = None
+        self.ignored_items: list[str] = []
+        self._stop = StopMatcher(stop)
+        self._started = False
+        self._terminal = False
+        self._calls: dict[str, _Call] = {}
+        self._order: list[_Call] = []
+        self._open: _Call | None = None
+        self._next_index = 0
+        self._text_items: set[str] = set()
+        self._reasoning_parts: set[tuple[str, int]] = set()
+        self._reasoning_items: set[str] = set()
+        self._has_reasoning = False
+
+    @property
+    def done(self) -> bool:
+        return self._terminal
+
+    # -- input ------------------------------------------------------------------------------------------
+
+    def feed(self, event: dict[str, Any]) -> list[Chunk]:
+        if self._terminal:
+            return []
+        out: list[Chunk] = []
+        kind = event.get("type")
+        if kind in ("response.created", "response.in_progress"):
+            self._adopt_response(event.get("response"))
+        if not self._started:
+            self._started = True
+            out.append(self._chunk({"role": "assistant", "content": ""}))
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is not None:
+            handler(self, event, out)
+        return out
+
+    def finish(self) -> list[Chunk]:
+        """The upstream body ended. Without a terminal event the answer is incomplete: report an error."""
+        if self._terminal:
+            return []
+        out: list[Chunk] = []
+        if not self._started:
+            self._started = True
+            out.append(self._chunk({"role": "assistant", "content": ""}))
+        self._fail(
+            {
+                "message": "The upstream stream ended before response.completed; the answer is incomplete.",
+                "type": "server_error",
+                "param": None,
+                "code": "stream_incomplete",
+            },
+            out,
+        )
+        return out
+
+    # -- event handlers ---------------------------------------------------------------------------------
+
+    def _adopt_response(self, response: Any) -> None:
+        if not isinstance(response, dict):
+            return
+        rid = response.get("id")
+        if isinstance(rid, str) and rid and self.response_id is None:
+            self.response_id = rid
+            self.id = "chatcmpl-" + (rid[5:] if rid.startswith("resp_") else rid)
+        created = response.get("created_at")
+        if isinstance(created, int | float) and not isinstance(created, bool):
+            self.created = int(created)
+        model = response.get("model")
+        if isinstance(model, str) and model:
+            self.model = model
+
+    def _on_item_added(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            return
+        kind = item.get("type")
+        if kind == "function_call":
+            self._register_call(item, out)
+        elif kind not in ("message", "reasoning"):
+            self.ignored_items.append(str(kind))
+
+    def _on_text_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        self._text_items.add(str(event.get("item_id")))
+        self._emit_text(_str(event.get("delta")), out)
+
+    def _on_refusal_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        self._text_items.add(str(event.get("item_id")))
+        delta = _str(event.get("delta"))
+        if delta and not self._stop.stopped:
+            out.append(self._chunk({"refusal": delta}))
+
+    def _on_reasoning_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        item_id = str(event.get("item_id"))
+        part = event.get("summary_index", event.get("content_index", 0))
+        key = (item_id, part if isinstance(part, int) else 0)
+        self._reasoning_items.add(item_id)
+        delta = _str(event.get("delta"))
+        if not delta:
+            return
+        if key not in self._reasoning_parts:
+            self._reasoning_parts.add(key)
+            if self._has_reasoning:
+                delta = "\n\n" + delta  # separate summary parts, as ChatGPT shows them
+        self._has_reasoning = True
+        out.append(self._chunk({"reasoning_content": delta}))
+
+    def _on_args_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        call = self._calls.get(str(event.get("item_id")))
+        delta = _str(event.get("delta"))
+        if call is None or not delta or call.done:
+            return
+        if call is self._open:
+            call.emitted += delta
+            out.append(self._tool_chunk({"index": call.index, "function": {"arguments": delta}}))
+        else:
+            call.buffered.append(delta)
+
+    def _on_args_done(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        call = self._calls.get(str(event.get("item_id")))
+        args = event.get("arguments")
+        if call is not None and isinstance(args, str):
+            call.final = args
+
+    def _on_item_done(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            return
+        kind = item.get("type")
+        item_id = str(item.get("id"))
+        if kind == "function_call":
+            call = self._calls.get(item_id) or self._register_call(item, out)
+            if call is None:
+                return
+            args = item.get("arguments")
+            if isinstance(args, str):
+                call.final = args
+            call.done = True
+            if call is self._open:
+                self._close_open(out)
+        elif kind == "message" and item_id not in self._text_items:
+            # Text that arrived only in the finished item (no deltas) still reaches the client.
+            for part in item.get("content") or ():
+                if not isinstance(part, dict):
+                    continue
+                if part.get("type") == "output_text":
+                    self._emit_text(_str(part.get("text")), out)
+                elif part.get("type") == "refusal" and part.get("refusal") and not self._stop.stopped:
+                    out.append(self._chunk({"refusal": _str(part.get("refusal"))}))
+        elif kind == "reasoning" and item_id not in self._reasoning_items:
+            for index, part in enumerate(item.get("summary") or ()):
+                if isinstance(part, dict) and part.get("text"):
+                    self._on_reasoning_delta({"item_id": item_id, "summary_index": index, "delta": part["text"]}, out)
+
+    def _on_completed(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        response = event.get("response")
+        response = response if isinstance(response, dict) else {}
+        self._adopt_response(response)
+        reason = None
+        if event.get("type") == "response.incomplete" or response.get("status") == "incomplete":
+            details = response.get("incomplete_details") or {}
+            reason = _INCOMPLETE_REASONS.get(str(details.get("reason")), "length")
+        self.usage = chat_usage(response.get("usage"))
+        self._finish(reason, out)
+
+    def _on_failed(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        response = event.get("response")
+        err = (response or {}).get("error") if isinstance(response, dict) else None
+        if not isinstance(err, dict):
+            err = event.get("error") if isinstance(event.get("error"), dict) else event
+        assert isinstance(err, dict)
+        code = err.get("code") if isinstance(err.get("code"), str) else None
+        message = err.get("message") if isinstance(err.get("message"), str) else None
+        self._fail(
+            {
+                "message": message or "The upstream model failed to produce an answer.",
+                "type": _error_type(code),
+                "param": err.get("param") if isinstance(err.get("param"), str) else None,
+                "code": code or "upstream_error",
+            },
+            out,
+        )
+
+    # -- output helpers -----------------------------------------------------------------------------------
+
+    def _emit_text(self, text: str, out: list[Chunk]) -> None:
+        safe = self._stop.feed(text)
+        if safe:
+            out.append(self._chunk({"content": safe}))
+
+    def _register_call(self, item: dict[str, Any], out: list[Chunk]) -> _Call | None:
+        if self._stop.stopped:
+            return None
+        item_id = str(item.get("id") or item.get("call_id") or f"fc_{len(self._order)}")
+        call = _Call(
+            item_id=item_id,
+            call_id=_str(item.get("call_id")) or item_id,
+            name=_str(item.get("name")),
+        )
+        initial = item.get("arguments")
+        if isinstance(initial, str) and initial:
+            call.buffered.append(initial)
+        self._calls[item_id] = call
+        self._order.append(call)
+        if self._open is None:
+            self._open_call(call, out)
+        return call
+
+    def _open_call(self, call: _Call, out: list[Chunk]) -> None:
+        call.index = self._next_index
+        self._next_index += 1
+        self._open = call
+        call.emitted = "".join(call.buffered)
+        call.buffered.clear()
+        out.append(
+            self._tool_chunk(
+                {
+                    "index": call.index,
+                    "id": call.call_id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.emitted},
+                }
+            )
+        )
+        if call.done:
+            self._close_open(out)
+
+    def _close_open(self, out: list[Chunk]) -> None:
+        call = self._open
+        assert call is not None
+        if call.final is not None and call.final != call.emitted and call.final.startswith(call.emitted):
+            rest = call.final[len(call.emitted) :]
+            call.emitted = call.final
+            out.append(self._tool_chunk({"index": call.index, "function": {"arguments": rest}}))
+        self._open = None
+        for waiting in self._order:
+            if waiting.index is None:
+                self._open_call(waiting, out)
+                return
+
+    def _finish(self, reason: str | None, out: list[Chunk]) -> None:
+        rest = self._stop.flush()
+        if rest:
+            out.append(self._chunk({"content": rest}))
+        if self._stop.stopped:
+            reason = "stop"
+        else:
+            while self._open is not None:  # closing one call opens the next buffered one
+                self._close_open(out)
+            if reason is None:
+                reason = "tool_calls" if self._order else "stop"
+        self.finish_reason = reason
+        self._terminal = True
+        out.append(self._chunk({}, finish_reason=reason))
+        if self.include_usage:
+            usage_chunk = self._base()
+            usage_chunk["choices"] = []
+            usage_chunk["usage"] = self.usage
+            out.append(usage_chunk)
+
+    def _fail(self, error: dict[str, Any], out: list[Chunk]) -> None:
+        self.error = error
+        self._terminal = True
+        out.append({"error": error})
+
+    def _base(self) -> Chunk:
+        chunk: Chunk = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+        }
+        return chunk
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> Chunk:
+        chunk = self._base()
+        chunk["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def _tool_chunk(self, tool_delta: dict[str, Any]) -> Chunk:
+        return self._chunk({"tool_calls": [tool_delta]})
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _error_type(code: str | None) -> str:
+    if code in ("rate_limit_exceeded", "usage_limit_reached", "insufficient_quota"):
+        return "rate_limit_error" if code != "insufficient_quota" else "insufficient_quota"
+    if code in ("context_length_exceeded", "invalid_prompt", "cyber_policy"):
+        return "invalid_request_error"
+    return "server_error"
+
+
+_HANDLERS = {
+    "response.output_item.added": ChatStream._on_item_added,
+    "response.output_text.delta": ChatStream._on_text_delta,
+    "response.refusal.delta": ChatStream._on_refusal_delta,
+    "response.reasoning_summary_text.delta": ChatStream._on_reasoning_delta,
+    "response.reasoning_text.delta": ChatStream._on_reasoning_delta,
+    "response.function_call_arguments.delta": ChatStream._on_args_delta,
+    "response.function_call_arguments.done": ChatStream._on_args_done,
+    "response.output_item.done": ChatStream._on_item_done,
+    "response.completed": ChatStream._on_completed,
+    "response.incomplete": ChatStream._on_completed,
+    "response.failed": ChatStream._on_failed,
+    "error": ChatStream._on_failed,
+}
+
+
+def completion_from_chunks(chunks: list[Chunk]) -> dict[str, Any]:
+    """Folds the chunks of a successful answer into one `chat.completion`, as the SDK's accumulator would."""
+    first = next(c for c in chunks if "choices" in c)
+    content: list[str] = []
+    reasoning: list[str] = []
+    refusal: list[str] = []
+    calls: list[dict[str, Any]] = []
+    finish_reason = None
+    usage = None
+    for chunk in chunks:
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for choice in chunk.get("choices", ()):
+            delta = choice["delta"]
+            if delta.get("content"):
+                content.append(delta["content"])
+            if delta.get("reasoning_content"):
+                reasoning.append(delta["reasoning_content"])
+            if delta.get("refusal"):
+                refusal.append(delta["refusal"])
+            for tc in delta.get("tool_calls", ()):
+                if tc["index"] == len(calls):
+                    calls.append({"id": tc["id"], "type": "function", "function": {"name": "", "arguments": ""}})
+                    calls[-1]["function"]["name"] = tc["function"].get("name", "")
+                    calls[-1]["function"]["arguments"] = tc["function"].get("arguments", "")
+                else:
+                    calls[tc["index"]]["function"]["arguments"] += tc["function"].get("arguments", "")
+            if choice.get("finish_reason"):
+                finish_reason = choice["finish_reason"]
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(content) if content or not calls else None,
+        "refusal": "".join(refusal) if refusal else None,
+    }
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": first["id"],
+        "object": "chat.completion",
+        "created": first["created"],
+        "model": first["model"],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage,
+        "system_fingerprint": None,
+    }

@@ -1,0 +1,32 @@
+"""Header hygiene: what the client may see of the upstream answer, and what a saved flow may keep."""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+__all__ = ["client_response_headers", "redact_request", "REDACTED"]
+
+REDACTED = "<redacted>"
+_PASS = frozenset({"x-request-id", "retry-after", "openai-model"})
+_SECRET_REQUEST_HEADERS = ("authorization", "chatgpt-account-id", "cookie", "x-api-key", "proxy-authorization")
+
+
+def client_response_headers(upstream: http.Headers | None, content_type: str, *, chunked: bool = False) -> http.Headers:
+    """An allow-list: never upstream cookies, alt-svc, cf-* or CORS headers, and no stale framing headers."""
+    fields: list[tuple[bytes, bytes]] = [(b"content-type", content_type.encode())]
+    if upstream is not None:
+        for name, value in upstream.fields:
+            lower = name.lower()
+            if lower.decode("latin-1") in _PASS or lower.startswith(b"x-codex-"):
+                fields.append((name, value))
+    if chunked:
+        # Towards HTTP/1 clients: a cut stream then shows as an incomplete chunked body, not a clean EOF.
+        fields.append((b"transfer-encoding", b"chunked"))
+    return http.Headers(fields)
+
+
+def redact_request(headers: http.Headers) -> None:
+    """Credentials are only needed until the request is sent; flows are shown and saved afterwards."""
+    for name in _SECRET_REQUEST_HEADERS:
+        if name in headers:
+            headers[name] = REDACTED

@@ -1,0 +1,94 @@
+"""Incremental Server-Sent Events decoding and encoding.
+
+The decoder follows the WHATWG event-stream rules that the OpenAI SDK and Codex implement: lines end in CR,
+LF or CRLF; `data:` lines are joined with "\\n"; comments (`:`), `id:` and `retry:` are ignored; an event with
+no `data:` line is never dispatched. Bytes are decoded to text one complete line at a time, so a multi-byte
+UTF-8 character split across network reads is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+__all__ = ["SSEEvent", "SSEDecoder", "encode_data", "DONE"]
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    event: str | None
+    data: str
+
+
+class SSEDecoder:
+    """Turns arbitrarily chunked bytes into complete SSE events.
+
+    Each `feed` call costs time linear in the new bytes only: the buffer keeps just the unfinished tail.
+    """
+
+    __slots__ = ("_tail", "_data", "_event", "_has_data")
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._data: list[str] = []
+        self._event: str | None = None
+        self._has_data = False
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:
+            return []
+        buf = self._tail + chunk if self._tail else chunk
+        lines = buf.splitlines(keepends=True)
+        last = lines[-1]
+        # An unterminated last line, or a lone CR that may be the first half of CRLF, waits for more bytes.
+        if not last.endswith(b"\n"):
+            self._tail = lines.pop()
+        else:
+            self._tail = b""
+        out: list[SSEEvent] = []
+        for raw in lines:
+            self._line(raw.rstrip(b"\r\n"), out)
+        return out
+
+    def close(self) -> list[SSEEvent]:
+        """Flushes what is left at the end of the stream (a last event with no blank line after it)."""
+        out: list[SSEEvent] = []
+        if self._tail:
+            tail, self._tail = self._tail, b""
+            self._line(tail.rstrip(b"\r\n"), out)
+        self._line(b"", out)
+        return out
+
+    def _line(self, line: bytes, out: list[SSEEvent]) -> None:
+        if not line:
+            if self._has_data:
+                out.append(SSEEvent(self._event, "\n".join(self._data)))
+            self._data = []
+            self._event = None
+            self._has_data = False
+            return
+        if line[0] == 0x3A:  # ":" comment
+            return
+        colon = line.find(b":")
+        if colon == -1:
+            field, value = line, b""
+        else:
+            field = line[:colon]
+            value = line[colon + 1 :]
+            if value[:1] == b" ":
+                value = value[1:]
+        if field == b"data":
+            self._data.append(value.decode("utf-8", "replace"))
+            self._has_data = True
+        elif field == b"event":
+            self._event = value.decode("utf-8", "replace")
+        # id:, retry: and unknown fields carry nothing a gateway needs.
+
+
+def encode_data(obj: Any) -> bytes:
+    """One `data:` event with compact JSON and no `event:` line (older OpenAI SDKs break on event names)."""
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
