@@ -275,7 +275,9 @@ class CodexGateway:
             info["upstream_body"] = body[:4096].decode("utf-8", "replace")
             self._answer_error(flow, err, keep_headers=response.headers)
             return
-        machine = ChatStream(model=info["model"], include_usage=info["include_usage"], stop=tuple(info["stop"]))
+        # A non-streamed answer always carries usage; it is folded from the same chunks a stream would get.
+        include_usage = info["include_usage"] or not info["stream"]
+        machine = ChatStream(model=info["model"], include_usage=include_usage, stop=tuple(info["stop"]))
         if info["stream"]:
             client_body = translate_body(machine, body)
             self._record_outcome(info, machine, 200)

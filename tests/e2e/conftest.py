@@ -1,0 +1,50 @@
+"""End-to-end fixtures: a fake Codex backend, a real mitmdump running the addon, and the real openai SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.fakes.codex_backend import FakeCodexBackend
+from tests.gateway_process import FakeLogin
+from tests.gateway_process import GatewayProcess
+from tests.gateway_process import write_codex_home
+
+
+@pytest.fixture(scope="session")
+def backend() -> Iterator[FakeCodexBackend]:
+    with FakeCodexBackend() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def login_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FakeLogin]:
+    home = tmp_path_factory.mktemp("codex-home")
+    return home, write_codex_home(home)
+
+
+@pytest.fixture(scope="session")
+def login(login_home: tuple[Path, FakeLogin]) -> FakeLogin:
+    return login_home[1]
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    backend: FakeCodexBackend, login_home: tuple[Path, FakeLogin], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    with GatewayProcess(backend.port, login_home[0], tmp_path_factory.mktemp("gw")) as gw:
+        yield gw
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backend(backend: FakeCodexBackend) -> None:
+    backend.reset()
+
+
+@pytest.fixture
+def client(gateway: GatewayProcess) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gateway.base_url + "/v1", api_key="unused", max_retries=0, timeout=20) as c:
+        yield c

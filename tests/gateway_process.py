@@ -1,0 +1,152 @@
+"""A real `mitmdump -s addons/gateway.py` in a subprocess, started exactly as independent checks start it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MITMDUMP = Path(sys.executable).with_name("mitmdump")
+
+
+def _b64(obj: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def fake_jwt(claims: dict[str, object]) -> str:
+    """An unsigned three-segment JWT, as the fake backend and the gateway only read its claims."""
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}.{secrets.token_urlsafe(16)}"
+
+
+@dataclass
+class FakeLogin:
+    access_token: str
+    refresh_token: str
+    id_token: str
+    account_id: str
+    email: str
+
+
+def write_codex_home(home: Path, *, expires_in: int = 3600, email: str = "user@example.com") -> FakeLogin:
+    """A `$CODEX_HOME/auth.json` like the Codex CLI writes, with unique random tokens (grep-able in artefacts)."""
+    home.mkdir(parents=True, exist_ok=True)
+    account_id = "acct-" + secrets.token_hex(8)
+    auth_claims = {"chatgpt_account_id": account_id, "chatgpt_plan_type": "plus"}
+    now = int(time.time())
+    login = FakeLogin(
+        access_token=fake_jwt(
+            {"exp": now + expires_in, "https://api.openai.com/auth": auth_claims, "n": secrets.token_hex(8)}
+        ),
+        refresh_token="rt_" + secrets.token_urlsafe(24),
+        id_token=fake_jwt({"email": email, "https://api.openai.com/auth": auth_claims}),
+        account_id=account_id,
+        email=email,
+    )
+    doc = {
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": None,
+        "tokens": {
+            "id_token": login.id_token,
+            "access_token": login.access_token,
+            "refresh_token": login.refresh_token,
+            "account_id": account_id,
+        },
+        "last_refresh": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+    }
+    path = home / "auth.json"
+    path.write_text(json.dumps(doc, indent=2))
+    path.chmod(0o600)
+    return login
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayProcess:
+    """mitmdump running the addon in reverse mode in front of a fake backend on `upstream_port`."""
+
+    def __init__(
+        self,
+        upstream_port: int,
+        codex_home: Path,
+        workdir: Path,
+        *,
+        extra: list[str] | None = None,
+        tool: str = "mitmdump",
+    ) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.log_path = workdir / f"{tool}-{self.port}.log"
+        confdir = workdir / "confdir"
+        confdir.mkdir(parents=True, exist_ok=True)
+        up = f"http://127.0.0.1:{upstream_port}"
+        self.args = [
+            str(MITMDUMP.with_name(tool)),
+            "-s",
+            str(ROOT / "addons" / "gateway.py"),
+            "--mode",
+            f"reverse:{up}@127.0.0.1:{self.port}",
+            "--set",
+            f"codex_upstream={up}/backend-api/codex",
+            "--set",
+            f"codex_home={codex_home}",
+            "--set",
+            f"codex_auth_issuer={up}",
+            "--set",
+            "connection_strategy=lazy",
+            "--set",
+            f"confdir={confdir}",
+            *(extra or []),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> GatewayProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
+        env["PYTHONUNBUFFERED"] = "1"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mitmdump exited with {self.proc.returncode}:\n{self.log()}")
+            if f"listening at 127.0.0.1:{self.port}" in self.log():
+                return self
+            time.sleep(0.05)  # start-up polling, not a timing assertion
+        self.stop()
+        raise RuntimeError(f"mitmdump did not start within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
