@@ -69,10 +69,13 @@ def new_machine(*, include_usage: bool = False, stop: tuple[str, ...] = (), mode
 
 
 def translate(pieces: list[bytes], *, include_usage: bool = False, stop: tuple[str, ...] = ()) -> bytes:
-    """Feeds upstream bytes read by read through a fresh translator, then the end of the body (b"")."""
+    """Feeds upstream bytes read by read through a fresh translator, then the end of the body (b"").
+
+    Empty pieces are skipped: mitmproxy calls the stream callable with b"" only once, at the end of the body.
+    """
     translator = ChatSSETranslator(new_machine(include_usage=include_usage, stop=stop))
     out: list[bytes] = []
-    for piece in [*pieces, b""]:
+    for piece in [*(p for p in pieces if p), b""]:
         written = translator(piece)
         assert all(written), "a stream callable must never return b'' (it ends a chunked HTTP/1 body)"
         out += written
@@ -211,4 +214,5 @@ def check_chat_stream(events: list[Any], *, include_usage: bool) -> ChatSummary:
 
 
 def chat_result(pieces: list[bytes], *, include_usage: bool = False, stop: tuple[str, ...] = ()) -> ChatSummary:
-    return check_chat_stream(parse_chat_sse(translate(pieces, include_usage=include_usage, stop=stop)), include_usage=include_usage)
+    body = translate(pieces, include_usage=include_usage, stop=stop)
+    return check_chat_stream(parse_chat_sse(body), include_usage=include_usage)
