@@ -26,12 +26,15 @@ from .auth import CodexAuthFile
 from .auth import default_codex_home
 from .chat_request import translate_chat_request
 from .chat_sse import ChatSSETranslator
-from .chat_sse import render_completion
-from .chat_sse import run_body
-from .chat_sse import translate_body
-from .chat_stream import ChatStream
+from .client_answer import ClientAnswer
+from .client_answer import buffered_answer
+from .client_answer import machine_for
 from .errors import GatewayError
-from .errors import upstream_error
+from .flowinfo import META
+from .flowinfo import annotate
+from .flowinfo import client_name
+from .flowinfo import sanitized_request
+from .flowinfo import trace_id
 from .headers import client_response_headers
 from .headers import redact_request
 from .models import list_models
@@ -40,7 +43,6 @@ from .routes import route_for
 
 logger = logging.getLogger(__name__)
 
-META = "codex_gateway"
 DEFAULT_UPSTREAM = "https://chatgpt.com/backend-api/codex"
 DEFAULT_LISTEN = "reverse:https://chatgpt.com@127.0.0.1:8787"
 
@@ -67,6 +69,8 @@ class CodexGateway:
         self.auth = CodexAuthFile(default_codex_home())
         self.codex_home = default_codex_home()
         self._switch_listener: _DropDefaultListenerErrors | None = None
+        self._deferred: dict[str, ClientAnswer] = {}
+        self.writer = AnswerWriter(self._deferred)
 
     # -- options ----------------------------------------------------------------------------------------
 
@@ -125,6 +129,10 @@ class CodexGateway:
             logging.getLogger("mitmproxy.addons.proxyserver").addFilter(self._switch_listener)
 
     def running(self) -> None:
+        if old := ctx.master.addons.get(AnswerWriter.name):  # a hot-reloaded script leaves its writer behind
+            ctx.master.addons.remove(old)
+        ctx.master.addons.add(self.writer)
+        self.writer.registered = True
         if self._switch_listener is not None and ctx.options.mode == ["regular"]:
             logger.info(f"codex-gateway: no --mode given, switching the listener to {DEFAULT_LISTEN}")
             ctx.options.update(mode=[DEFAULT_LISTEN])
@@ -145,53 +153,69 @@ class CodexGateway:
         try:
             self._handle_request(flow)
         except GatewayError as e:
-            self._answer_error(flow, e)
+            self._answer_locally(flow, ClientAnswer.from_error(e))
         except Exception as e:  # never forward an untranslated request
             logger.exception("codex-gateway: translating the request failed")
-            self._answer_error(
-                flow,
-                GatewayError(
-                    500, f"The gateway failed to translate the request: {type(e).__name__}", code="gateway_error"
-                ),
-            )
+            failure = GatewayError(500, f"The gateway failed to translate the request ({type(e).__name__}).")
+            self._answer_locally(flow, ClientAnswer.from_error(failure))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata.get(META)
-        if not info or flow.response is None or "client_status" in info:
-            return
-        redact_request(flow.request.headers)
+        meta = flow.metadata.get(META)
         response = flow.response
-        if not (200 <= response.status_code < 300) or not info["stream"] or response.raw_content is not None:
-            return  # buffered: translated in `response`
-        machine = ChatStream(model=info["model"], include_usage=info["include_usage"], stop=tuple(info["stop"]))
-        response.stream = ChatSSETranslator(machine)
+        if not meta or response is None or "client_status" in meta:
+            return
+        redact_request(flow.request.headers)  # sent already; from here on the flow is shown and may be saved
+        if not (200 <= response.status_code < 300) or not meta["stream"] or response.raw_content is not None:
+            return  # buffered: non-streaming client, upstream error or replayed body; translated in `response`
+        response.stream = ChatSSETranslator(machine_for(meta))
         response.headers = client_response_headers(
             response.headers, "text/event-stream", chunked=flow.request.http_version == "HTTP/1.1"
         )
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        info = flow.metadata.get(META)
-        if not info or flow.response is None or "client_status" in info:
+    async def response(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.get(META)
+        response = flow.response
+        if not meta or response is None or "client_status" in meta:
             return
         try:
-            self._finish_response(flow, info)
+            translator = response.stream if isinstance(response.stream, ChatSSETranslator) else None
+            if translator is not None:
+                # The client has its answer; keep the raw upstream SSE in the flow for capture and replay.
+                response.raw_content = translator.raw_body()
+                machine = translator.machine
+                meta.update(
+                    client_status=response.status_code,
+                    finish_reason=machine.finish_reason,
+                    usage=machine.usage,
+                    tool_calls=machine.tool_call_names,
+                    first_token_at=translator.first_token_at,
+                )
+                if machine.error is not None:
+                    meta["error"] = machine.error["message"]
+            else:
+                body = response.get_content(strict=False) or b""
+                answer = buffered_answer(meta, response.status_code, response.headers, body)
+                if response.status_code >= 300:
+                    meta["upstream_status"] = response.status_code
+                self._defer_answer(flow, answer)
         except Exception as e:
-            logger.exception("codex-gateway: translating the response failed")
-            self._answer_error(
-                flow,
-                GatewayError(
-                    502,
-                    f"The gateway failed to translate the upstream answer: {type(e).__name__}",
-                    code="gateway_error",
-                ),
-            )
+            logger.exception("codex-gateway: translating the upstream answer failed")
+            failure = GatewayError(502, f"The gateway failed to translate the upstream answer ({type(e).__name__}).")
+            self._defer_answer(flow, ClientAnswer.from_error(failure))
         finally:
+            meta["finished_at"] = time.time()
             redact_request(flow.request.headers)
+            annotate(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if META in flow.metadata:
-            redact_request(flow.request.headers)
-            flow.metadata[META]["error"] = flow.error.msg if flow.error else "unknown"
+        meta = flow.metadata.get(META)
+        if not meta:
+            return
+        redact_request(flow.request.headers)
+        self._deferred.pop(flow.id, None)
+        meta["finished_at"] = time.time()
+        meta["error"] = flow.error.msg if flow.error else "unknown error"
+        annotate(flow)
 
     # -- request side -----------------------------------------------------------------------------------
 
@@ -202,24 +226,32 @@ class CodexGateway:
             flow.response = _json_response(200, list_models(self.codex_home))
             return
         assert route is Route.CHAT
-        req = translate_chat_request(flow.request.get_content(strict=False) or b"")
-        creds = self.auth.credentials()
-        flow.metadata[META] = {
+        raw = flow.request.get_content(strict=False) or b""
+        meta: dict[str, Any] = {
             "endpoint": "chat.completions",
-            "model": req.model,
-            "stream": req.stream,
-            "include_usage": req.include_usage,
-            "stop": list(req.stop),
-            "dropped": req.dropped,
-            "messages": req.message_count,
-            "tools": req.tool_count,
-            "account": creds.label,
-            "started": time.time(),
+            "started": flow.request.timestamp_start,
+            "client": client_name(flow.request.headers, _json_or_none(raw)),
+            "trace": trace_id(flow.request.headers),
+            "original_request": sanitized_request(flow.request.method, flow.request.path, flow.request.headers, raw),
         }
+        flow.metadata[META] = meta
+        req = translate_chat_request(raw)
+        meta.update(
+            model=req.model,
+            stream=req.stream,
+            include_usage=req.include_usage,
+            stop=list(req.stop),
+            dropped=req.dropped,
+            messages=req.message_count,
+            tools=req.tool_count,
+        )
+        creds = self.auth.credentials()
+        meta["account"] = creds.label
         flow.request.method = "POST"
         flow.request.url = self._upstream_url("/responses")
         flow.request.headers = http.Headers(
             [
+                (b"Host", self.upstream.netloc.encode()),
                 (b"Authorization", f"Bearer {creds.access_token}".encode()),
                 (b"ChatGPT-Account-ID", creds.account_id.encode()),
                 (b"originator", ctx.options.codex_originator.encode()),
@@ -230,7 +262,6 @@ class CodexGateway:
                 (b"Accept-Encoding", b"identity"),
             ]
         )
-        flow.request.host_header = self.upstream.netloc
         flow.request.content = req.body_bytes()
 
     def _check_key(self, flow: http.HTTPFlow) -> None:
@@ -257,71 +288,69 @@ class CodexGateway:
     def _upstream_url(self, path: str) -> str:
         return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
 
-    # -- response side ----------------------------------------------------------------------------------
+    # -- answers ----------------------------------------------------------------------------------------
 
-    def _finish_response(self, flow: http.HTTPFlow, info: dict[str, Any]) -> None:
-        response = flow.response
-        assert response is not None
-        translator = response.stream if isinstance(response.stream, ChatSSETranslator) else None
-        if translator is not None:
-            # Streamed: the client has its answer; keep the upstream SSE in the flow for capture and replay.
-            response.raw_content = translator.raw_body()
-            self._record_outcome(info, translator.machine, response.status_code)
-            return
-        body = response.get_content(strict=False) or b""
-        if not (200 <= response.status_code < 300):
-            err = upstream_error(response.status_code, body, response.headers)
-            info["upstream_status"] = response.status_code
-            info["upstream_body"] = body[:4096].decode("utf-8", "replace")
-            self._answer_error(flow, err, keep_headers=response.headers)
-            return
-        # A non-streamed answer always carries usage; it is folded from the same chunks a stream would get.
-        include_usage = info["include_usage"] or not info["stream"]
-        machine = ChatStream(model=info["model"], include_usage=include_usage, stop=tuple(info["stop"]))
-        if info["stream"]:
-            client_body = translate_body(machine, body)
-            self._record_outcome(info, machine, 200)
-            response.headers = client_response_headers(response.headers, "text/event-stream")
-            response.content = client_body
-            return
-        chunks = run_body(machine, body)
-        self._record_outcome(info, machine, 200)
-        if machine.error is not None:
-            status = 429 if machine.error.get("type") == "rate_limit_error" else 502
-            self._answer_error(
-                flow,
-                GatewayError(status, machine.error["message"], type=machine.error["type"], code=machine.error["code"]),
-                keep_headers=response.headers,
-            )
-            return
-        response.headers = client_response_headers(response.headers, "application/json")
-        response.content = orjson.dumps(render_completion(chunks))
+    def _answer_locally(self, flow: http.HTTPFlow, answer: ClientAnswer) -> None:
+        flow.response = http.Response.make(answer.status, answer.body, _headers(answer, None))
+        meta = flow.metadata.setdefault(META, {"started": flow.request.timestamp_start})
+        meta.update(client_status=answer.status, error=answer.error, finished_at=time.time())
+        annotate(flow)
 
-    def _record_outcome(self, info: dict[str, Any], machine: ChatStream, status: int) -> None:
-        info["client_status"] = status
-        info["finish_reason"] = machine.finish_reason
-        info["usage"] = machine.usage
-        if machine.error is not None:
-            info["error"] = machine.error.get("message")
-
-    def _answer_error(self, flow: http.HTTPFlow, err: GatewayError, keep_headers: http.Headers | None = None) -> None:
-        headers = (
-            client_response_headers(keep_headers, "application/json")
-            if keep_headers is not None
-            else http.Headers(content_type="application/json")
+    def _defer_answer(self, flow: http.HTTPFlow, answer: ClientAnswer) -> None:
+        """Records the client's answer; `AnswerWriter` puts it in the flow after mitmproxy's Save addon ran,
+        so a saved flow keeps the raw upstream body (what server replay needs) while the client gets `answer`."""
+        meta = flow.metadata[META]
+        meta.update(
+            client_status=answer.status,
+            finish_reason=answer.finish_reason,
+            usage=answer.usage,
+            tool_calls=answer.tool_calls,
         )
-        for name, value in err.headers.items():
-            headers[name] = value
-        body = err.body()
-        if flow.response is None:
-            flow.response = http.Response.make(err.status, body, headers)
+        if answer.error:
+            meta["error"] = answer.error
+        if self.writer.registered:
+            self._deferred[flow.id] = answer
         else:
-            flow.response.status_code = err.status
-            flow.response.reason = ""
-            flow.response.headers = headers
-            flow.response.content = body
-        flow.metadata.setdefault(META, {}).update({"client_status": err.status, "error": err.message})
+            write_answer(flow, answer)
 
 
 def _json_response(status: int, payload: Any) -> http.Response:
     return http.Response.make(status, orjson.dumps(payload), {"content-type": "application/json"})
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _headers(answer: ClientAnswer, upstream: http.Headers | None) -> http.Headers:
+    headers = client_response_headers(upstream, answer.content_type)
+    for name, value in answer.headers.items():
+        headers[name] = value
+    return headers
+
+
+def write_answer(flow: http.HTTPFlow, answer: ClientAnswer) -> None:
+    response = flow.response
+    assert response is not None
+    response.headers = _headers(answer, response.headers)
+    response.status_code = answer.status
+    response.reason = ""
+    response.content = answer.body
+
+
+class AnswerWriter:
+    """Runs last in mitmproxy's addon chain (added in `running`), after Save: see `CodexGateway._defer_answer`."""
+
+    name = "codex_gateway_answers"
+
+    def __init__(self, pending: dict[str, ClientAnswer]) -> None:
+        self.pending = pending
+        self.registered = False
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        answer = self.pending.pop(flow.id, None)
+        if answer is not None and flow.response is not None:
+            write_answer(flow, answer)

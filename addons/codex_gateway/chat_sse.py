@@ -7,6 +7,7 @@ would silently end the client's body. `translate_body` runs the same code over a
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -30,6 +31,7 @@ class ChatSSETranslator:
         self.chunks_out = 0
         self.bad_events = 0
         self.done_sent = False
+        self.first_token_at: float | None = None  # wall time of the first chunk after the role chunk
 
     def __call__(self, data: bytes) -> list[bytes]:
         if data:
@@ -69,6 +71,8 @@ class ChatSSETranslator:
 
     def _encode(self, chunks: list[dict[str, Any]]) -> bytes:
         self.chunks_out += len(chunks)
+        if self.first_token_at is None and self.chunks_out > 1:
+            self.first_token_at = time.time()
         return b"".join(encode_data(c) for c in chunks)
 
 

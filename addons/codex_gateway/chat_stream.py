@@ -89,6 +89,11 @@ class ChatStream:
     def done(self) -> bool:
         return self._terminal
 
+    @property
+    def tool_call_names(self) -> list[str]:
+        """Names of the tool calls the client was sent, in chat index order."""
+        return [c.name for c in sorted(self._order, key=lambda c: c.index or 0) if c.index is not None]
+
     # -- input ------------------------------------------------------------------------------------------
 
     def feed(self, event: dict[str, Any]) -> list[Chunk]:

@@ -1,0 +1,74 @@
+"""A buffered upstream answer → the client's answer (pure: used for non-streaming clients, upstream errors and
+replayed responses, with the same state machine as the streaming path)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import orjson
+
+from .chat_sse import render_completion
+from .chat_sse import run_body
+from .chat_stream import ChatStream
+from .errors import GatewayError
+from .errors import upstream_error
+from .sse import DONE
+from .sse import encode_data
+
+__all__ = ["ClientAnswer", "machine_for", "buffered_answer"]
+
+
+@dataclass
+class ClientAnswer:
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+    tool_calls: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @classmethod
+    def from_error(cls, err: GatewayError) -> ClientAnswer:
+        return cls(err.status, "application/json", err.body(), dict(err.headers), error=err.message)
+
+
+def machine_for(meta: Mapping[str, Any], *, always_usage: bool = False) -> ChatStream:
+    """The state machine for a flow, configured from its (serializable) metadata."""
+    return ChatStream(
+        model=meta["model"],
+        include_usage=bool(meta["include_usage"]) or always_usage,
+        stop=tuple(meta["stop"]),
+    )
+
+
+def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
+    if not (200 <= status < 300):
+        return ClientAnswer.from_error(upstream_error(status, body, headers))
+    stream = bool(meta["stream"])
+    # A non-streamed answer always carries usage; it is folded from the same chunks a stream would get.
+    machine = machine_for(meta, always_usage=not stream)
+    chunks = run_body(machine, body)
+    if stream:
+        out = b"".join(encode_data(c) for c in chunks)
+        if machine.error is None:
+            out += DONE
+        answer = ClientAnswer(200, "text/event-stream", out, error=machine.error["message"] if machine.error else None)
+        return _with_outcome(answer, machine)
+    if machine.error is not None:
+        e = machine.error
+        code = 429 if e.get("type") == "rate_limit_error" else 502
+        failure = GatewayError(code, e["message"], type=e["type"], param=e.get("param"), code=e.get("code"))
+        return _with_outcome(ClientAnswer.from_error(failure), machine)
+    return _with_outcome(ClientAnswer(200, "application/json", orjson.dumps(render_completion(chunks))), machine)
+
+
+def _with_outcome(answer: ClientAnswer, machine: ChatStream) -> ClientAnswer:
+    answer.finish_reason = machine.finish_reason
+    answer.usage = machine.usage
+    answer.tool_calls = list(machine.tool_call_names)
+    return answer
