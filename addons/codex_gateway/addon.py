@@ -135,7 +135,11 @@ class CodexGateway:
         self.writer.registered = True
         if self._switch_listener is not None and ctx.options.mode == ["regular"]:
             logger.info(f"codex-gateway: no --mode given, switching the listener to {DEFAULT_LISTEN}")
-            ctx.options.update(mode=[DEFAULT_LISTEN])
+            # Lazy: an eager reverse proxy would connect to the nominal target for every client connection,
+            # even for requests the gateway answers itself.
+            ctx.options.update(mode=[DEFAULT_LISTEN], connection_strategy="lazy")
+        elif ctx.options.connection_strategy == "eager":
+            logger.warning("codex-gateway: add `--set connection_strategy=lazy` so local answers need no upstream")
         if self._switch_listener is not None:
             self._switch_listener.active = False
         logger.info(f"codex-gateway {__version__}: /v1/chat/completions → {self._upstream_url('/responses')}")

@@ -1,0 +1,363 @@
+"""Several ChatGPT accounts behind one gateway: choosing one per request, cooldowns, and status.
+
+Accounts are files: `$CODEX_HOME/auth.json` (the Codex CLI's login, always included) and
+`gateway_home/accounts/<account_id>.json` (from `scripts/accounts.py login`), all in the same layout. The pool
+rescans when a directory or file changes, so logins and removals by the CLI script apply without a restart.
+The same account in two files is one account; the file refreshed most recently serves it (a fresh login wins
+over a stale copy), and the other takes over if the first one's refresh token dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .auth import AuthRecord
+from .auth import Credentials
+from .auth import format_iso
+from .auth import parse_auth_doc
+from .auth import short_id
+from .errors import GatewayError
+from .oauth import TokenResponse
+from .quota import DEFAULT_COOLDOWN_S
+from .quota import MAX_COOLDOWN_S
+from .quota import AccountState
+from .quota import StateFile
+from .quota import effective_used
+from .quota import exhausted_until
+from .quota import human_duration
+from .quota import parse_rate_limit_headers
+from .token_store import RELOGIN
+from .token_store import TokenStore
+from .token_store import atomic_write_json
+
+__all__ = ["AccountPool", "Lease", "save_login", "format_status"]
+
+logger = logging.getLogger(__name__)
+
+STICKY_MAX = 10_000  # session keys remembered (LRU); a forgotten one only costs a prompt-cache miss
+
+
+@dataclass(frozen=True)
+class Lease:
+    key: str  # the account id (stable across token rotations)
+    credentials: Credentials
+
+
+@dataclass
+class _Account:
+    key: str
+    stores: list[TokenStore]  # preference order; the first one without a dead refresh token serves
+    leased_at: float = 0.0
+
+    @property
+    def store(self) -> TokenStore:
+        return next((s for s in self.stores if not s.login_required), self.stores[0])
+
+    @property
+    def record(self) -> AuthRecord | None:
+        return self.store.load()
+
+
+@dataclass
+class _Scan:
+    stamp: tuple[Any, ...] = ()
+    accounts: dict[str, _Account] = field(default_factory=dict)
+
+
+class AccountPool:
+    def __init__(
+        self,
+        codex_home: Path,
+        gateway_home: Path,
+        issuer: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.codex_file = codex_home / "auth.json"
+        self.accounts_dir = gateway_home / "accounts"
+        self.issuer = issuer
+        self.clock = clock
+        self.http = http
+        self.state = StateFile(gateway_home / "state.json")
+        self._stores: dict[Path, TokenStore] = {}  # kept across rescans: they own the locks and failure memory
+        self._scan = _Scan()
+        self._sticky: OrderedDict[str, str] = OrderedDict()
+
+    # -- the addon's API ---------------------------------------------------------------------------------------
+
+    async def acquire(self, session_key: str | None = None, exclude: frozenset[str] = frozenset()) -> Lease:
+        """An account for one request: sticky per session key, else the least used; never a cooling one."""
+        accounts = self._accounts()
+        if not accounts:
+            raise GatewayError(
+                401,
+                f"No ChatGPT login found (neither {self.codex_file} nor {self.accounts_dir}/*.json). {RELOGIN}",
+                code="no_login",
+            )
+        now = self.clock()
+        usable = [a for a in accounts.values() if a.key not in exclude]
+        cooling = [a for a in usable if self.state.get(a.key).cooling(now)]
+        ready = [a for a in usable if not self.state.get(a.key).cooling(now)]
+        errors: list[GatewayError] = []
+        for account in self._order(ready, session_key, now):
+            try:
+                creds = await account.store.fresh()
+            except GatewayError as exc:
+                # One account's dead or unreachable login must not fail requests another account can serve.
+                logger.warning("skipping account %s: %s", self._label(account), exc.message)
+                errors.append(exc)
+                continue
+            account.leased_at = now
+            if session_key:
+                self._sticky[session_key] = account.key
+                self._sticky.move_to_end(session_key)
+                while len(self._sticky) > STICKY_MAX:
+                    self._sticky.popitem(last=False)
+            return Lease(account.key, creds)
+        if cooling:
+            raise self._all_cooling(cooling, now)
+        transient = [e for e in errors if e.status >= 500]
+        if transient or errors:
+            raise (transient or errors)[0]
+        raise GatewayError(
+            503,
+            "No other ChatGPT account is available to retry this request on.",
+            code="no_available_accounts",
+            headers={"retry-after": "1"},
+        )
+
+    async def after_unauthorized(self, lease: Lease) -> Lease:
+        """After an upstream 401 with this lease: refresh once and return new credentials, or raise a 401."""
+        account = self._accounts().get(lease.key)
+        if account is None:
+            raise GatewayError(
+                401, f"The ChatGPT login of {lease.credentials.label} was removed. {RELOGIN}", code="no_login"
+            )
+        creds = await account.store.after_unauthorized(lease.credentials.access_token)
+        return Lease(lease.key, creds)
+
+    def record_headers(self, lease: Lease, headers: Mapping[str, str]) -> None:
+        """Keeps the `x-codex-*` quota snapshot of a response; an exhausted window cools the account down."""
+        now = self.clock()
+        snapshot = parse_rate_limit_headers(headers, now)
+        if snapshot is None:
+            return
+        state = self.state.get(lease.key)
+        state.quota = snapshot
+        until = exhausted_until(snapshot, now)
+        if until is not None:
+            self._set_cooldown(lease, state, until, "usage limit reached (x-codex headers)")
+        self.state.save(now)
+
+    def cool_down(self, lease: Lease, resets_at: float | None) -> None:
+        """After a 429 `usage_limit_reached`: skip this account until `resets_at` (unix seconds)."""
+        now = self.clock()
+        until = resets_at if resets_at is not None and resets_at > now else now + DEFAULT_COOLDOWN_S
+        self._set_cooldown(lease, self.state.get(lease.key), until, "usage_limit_reached")
+        self.state.save(now)
+
+    def cooling_down_retry_after(self) -> int | None:
+        """Seconds until the first account is usable again, when every logged-in account is cooling down."""
+        accounts = [a for a in self._accounts().values() if a.record is not None and not a.store.login_required]
+        now = self.clock()
+        if not accounts or not all(self.state.get(a.key).cooling(now) for a in accounts):
+            return None
+        return max(1, math.ceil(min(self.state.get(a.key).cooldown_until for a in accounts) - now))
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per account for `status` and the console: never a token, only what identifies and explains."""
+        now = self.clock()
+        rows = []
+        for account in self._accounts().values():
+            record, store, state = account.record, account.store, self.state.get(account.key)
+            rows.append(
+                {
+                    "label": record.label if record else self._label(account),
+                    "email": record.email if record else None,
+                    "plan": (state.quota or {}).get("plan_type") or (record.plan if record else None),
+                    "account": short_id(account.key),
+                    "source": "codex" if store.path == self.codex_file else "gateway",
+                    "file": str(store.path),
+                    "token_expires_at": record.expires_at if record else None,
+                    "last_refresh": record.last_refresh if record else None,
+                    "quota": state.quota,
+                    "cooldown_until": state.cooldown_until if state.cooling(now) else None,
+                    "cooldown_reason": state.cooldown_reason if state.cooling(now) else None,
+                    "login_required": store.login_required,
+                    "problem": store.problem or store.last_error,
+                }
+            )
+        return rows
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+
+    # -- choosing ----------------------------------------------------------------------------------------------
+
+    def _order(self, ready: list[_Account], session_key: str | None, now: float) -> list[_Account]:
+        def load(a: _Account) -> tuple[float, float, float]:
+            quota = self.state.get(a.key).quota
+            # Least used first; equal quotas alternate (least recently leased) so load spreads out.
+            return effective_used(quota, "primary", now), effective_used(quota, "secondary", now), a.leased_at
+
+        ordered = sorted(ready, key=load)
+        sticky = self._sticky.get(session_key) if session_key else None
+        if sticky is not None:
+            ordered.sort(key=lambda a: a.key != sticky)  # stable: the rest keep their order as fallbacks
+        return ordered
+
+    def _set_cooldown(self, lease: Lease, state: AccountState, until: float, reason: str) -> None:
+        until = min(until, self.clock() + MAX_COOLDOWN_S)
+        if until > state.cooldown_until:
+            state.cooldown_until, state.cooldown_reason = until, reason
+            logger.warning("account %s cools down until %s: %s", lease.credentials.label, _utc(until), reason)
+
+    def _all_cooling(self, cooling: list[_Account], now: float) -> GatewayError:
+        until = min(self.state.get(a.key).cooldown_until for a in cooling)
+        retry = max(1, math.ceil(until - now))
+        n = len(cooling)
+        which = "The ChatGPT account has" if n == 1 else f"All {n} ChatGPT accounts have"
+        headers = {"retry-after": str(retry)}
+        if retry > 120:
+            headers["x-should-retry"] = "false"  # the OpenAI SDK would otherwise sleep through its retries
+        return GatewayError(
+            429,
+            f"{which} reached the usage limit. The first resets in {human_duration(retry)} (at {_utc(until)}).",
+            type="rate_limit_error",
+            code="usage_limit_reached",
+            headers=headers,
+        )
+
+    # -- scanning ---------------------------------------------------------------------------------------------
+
+    def _accounts(self) -> dict[str, _Account]:
+        self.state.reload_if_changed()
+        paths = [self.codex_file, *sorted(self.accounts_dir.glob("*.json"))]
+        stamp = tuple(_stat(p) for p in [self.accounts_dir, *paths])
+        if stamp == self._scan.stamp:
+            return self._scan.accounts
+        groups: dict[str, list[TokenStore]] = {}
+        for path in paths:
+            store = self._stores.get(path)
+            if store is None:
+                store = self._stores[path] = TokenStore(path, self.issuer, clock=self.clock, http=self.http)
+            record = store.load()
+            if record is None and store.problem is None:
+                continue  # missing file
+            key = record.account_id if record and record.account_id else f"file:{path.name}"
+            groups.setdefault(key, []).append(store)
+        accounts: dict[str, _Account] = {}
+        for key, stores in groups.items():
+            # Most recently refreshed first (ties: the Codex CLI's file), so a fresh login replaces a stale copy.
+            stores.sort(key=lambda s: (-(_last_refresh(s)), s.path != self.codex_file))
+            old = self._scan.accounts.get(key)
+            accounts[key] = _Account(key, stores, leased_at=old.leased_at if old else 0.0)
+        self._scan = _Scan(stamp, accounts)
+        return accounts
+
+    def _label(self, account: _Account) -> str:
+        record = account.record
+        return record.label if record else short_id(account.key)
+
+
+def save_login(gateway_home: Path, tokens: TokenResponse, now: float | None = None) -> tuple[Path, AuthRecord]:
+    """Writes a new login as `accounts/<account_id>.json` (0600, Codex layout) and returns it parsed."""
+    doc: dict[str, Any] = {
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": None,
+        "tokens": {
+            "id_token": tokens.id_token,
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "account_id": None,
+        },
+        "last_refresh": format_iso(time.time() if now is None else now),
+    }
+    record = parse_auth_doc(doc)
+    if not record.account_id:
+        raise ValueError("the issued tokens name no ChatGPT account (chatgpt_account_id claim)")
+    doc["tokens"]["account_id"] = record.account_id
+    path = gateway_home / "accounts" / f"{_safe_name(record.account_id)}.json"
+    atomic_write_json(path, doc)
+    return path, parse_auth_doc(doc)
+
+
+def format_status(rows: list[dict[str, Any]], now: float | None = None) -> str:
+    """A plain-text table of `AccountPool.status()` rows (for the CLI and the mitmproxy console)."""
+    now = time.time() if now is None else now
+    header = ("ACCOUNT", "PLAN", "ID", "SOURCE", "TOKEN EXPIRES", "LAST REFRESH", "QUOTA 5H/WEEK", "STATE")
+    lines = [header]
+    for r in rows:
+        quota = r.get("quota") or {}
+        used = "/".join(_pct(quota.get(w)) for w in ("primary", "secondary")) if quota else "-"
+        if r.get("login_required"):
+            state = "login required"
+        elif r.get("cooldown_until"):
+            state = f"cooling down until {_utc(r['cooldown_until'])}"
+        elif r.get("problem"):
+            state = f"problem: {r['problem']}"
+        else:
+            state = "ok"
+        expires = r.get("token_expires_at")
+        lines.append(
+            (
+                str(r.get("label") or "-"),
+                str(r.get("plan") or "-"),
+                str(r.get("account") or "-"),
+                str(r.get("source") or "-"),
+                _relative(expires, now) if expires else "-",
+                _relative(r["last_refresh"], now) if r.get("last_refresh") else "-",
+                used,
+                state,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)) + "  " + line[-1] for line in lines
+    )
+
+
+def _pct(entry: Any) -> str:
+    return f"{entry['used_percent']:g}%" if isinstance(entry, dict) and "used_percent" in entry else "?"
+
+
+def _relative(ts: float, now: float) -> str:
+    delta = ts - now
+    return f"{_utc(ts)} ({'in ' if delta >= 0 else ''}{human_duration(abs(delta))}{'' if delta >= 0 else ' ago'})"
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _safe_name(account_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", account_id)[:120] or "account"
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _last_refresh(store: TokenStore) -> float:
+    record = store.load()
+    return (record.last_refresh or 0.0) if record else 0.0

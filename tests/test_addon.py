@@ -1,0 +1,85 @@
+"""The addon's hooks without a proxy: mitmproxy's own test helpers (taddons, tflow)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from codex_gateway import addon as addon_module
+from codex_gateway.addon import CodexGateway
+from mitmproxy.proxy import mode_specs
+from mitmproxy.test import taddons
+from mitmproxy.test import tflow
+from mitmproxy.test import tutils
+
+from tests.gateway_process import write_codex_home
+
+CHAT = orjson.dumps({"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}]})
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[tuple[CodexGateway, taddons.context]]:
+    write_codex_home(tmp_path)
+    gw = CodexGateway()
+    with taddons.context(gw) as tctx:
+        tctx.configure(gw, codex_home=str(tmp_path), codex_upstream="http://127.0.0.1:9/backend-api/codex")
+        yield gw, tctx
+
+
+def _flow(path: str = "/v1/chat/completions", body: bytes = CHAT, method: str = "POST", mode: str = "reverse:http://x"):
+    f = tflow.tflow(req=tutils.treq(method=method.encode(), path=path.encode(), content=body))
+    f.client_conn.proxy_mode = mode_specs.ProxyMode.parse(mode)
+    return f
+
+
+async def test_translates_in_place(gateway: tuple[CodexGateway, taddons.context]) -> None:
+    gw, _ = gateway
+    f = _flow()
+    await gw.request(f)
+    assert f.response is None
+    assert f.request.url == "http://127.0.0.1:9/backend-api/codex/responses"
+    assert orjson.loads(f.request.content)["store"] is False
+
+
+async def test_hook_exception_answers_500_and_forwards_nothing(
+    gateway: tuple[CodexGateway, taddons.context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw, _ = gateway
+
+    def boom(raw: bytes) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(addon_module, "translate_chat_request", boom)
+    f = _flow()
+    await gw.request(f)
+    assert f.response is not None and f.response.status_code == 500
+    assert set(orjson.loads(f.response.content)["error"]) == {"message", "type", "param", "code"}
+    assert f.request.path == "/v1/chat/completions"
+
+
+@pytest.mark.parametrize("mode", ["regular", "upstream:http://proxy:3128"])
+async def test_other_modes_are_left_alone(gateway: tuple[CodexGateway, taddons.context], mode: str) -> None:
+    gw, _ = gateway
+    f = _flow(mode=mode)
+    await gw.request(f)
+    assert f.response is None and f.request.path == "/v1/chat/completions"
+
+
+async def test_loaded_flows_are_not_touched(gateway: tuple[CodexGateway, taddons.context]) -> None:
+    gw, _ = gateway
+    f = _flow()
+    f.live = False
+    await gw.request(f)
+    assert f.response is None and f.request.path == "/v1/chat/completions"
+
+
+async def test_missing_login_is_401_envelope(tmp_path: Path) -> None:
+    gw = CodexGateway()
+    with taddons.context(gw) as tctx:
+        tctx.configure(gw, codex_home=str(tmp_path / "nowhere"))
+        f = _flow()
+        await gw.request(f)
+    assert f.response is not None and f.response.status_code == 401
+    assert "codex login" in orjson.loads(f.response.content)["error"]["message"]
