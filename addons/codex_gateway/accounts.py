@@ -191,6 +191,7 @@ class AccountPool:
                     "email": record.email if record else None,
                     "plan": (state.quota or {}).get("plan_type") or (record.plan if record else None),
                     "account": short_id(account.key),
+                    "account_id": account.key,  # not a secret: the ChatGPT-Account-ID header value
                     "source": "codex" if store.path == self.codex_file else "gateway",
                     "file": str(store.path),
                     "token_expires_at": record.expires_at if record else None,
@@ -203,6 +204,10 @@ class AccountPool:
                 }
             )
         return rows
+
+    def files(self) -> dict[str, list[Path]]:
+        """Every file holding each account (a Codex CLI login may also exist as a gateway file)."""
+        return {key: [s.path for s in account.stores] for key, account in self._accounts().items()}
 
     async def aclose(self) -> None:
         if self.http is not None:
