@@ -11,9 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from mitmproxy import ctx
@@ -23,12 +21,14 @@ from mitmproxy.proxy import mode_specs
 
 from . import __version__
 from .auth import CodexAuthFile
-from .auth import default_codex_home
 from .chat_request import translate_chat_request
 from .chat_sse import ChatSSETranslator
 from .client_answer import ClientAnswer
 from .client_answer import buffered_answer
 from .client_answer import machine_for
+from .cors import allowed_origin
+from .cors import cors_headers
+from .cors import preflight_headers
 from .errors import GatewayError
 from .flowinfo import META
 from .flowinfo import annotate
@@ -37,23 +37,18 @@ from .flowinfo import sanitized_request
 from .flowinfo import trace_id
 from .headers import client_response_headers
 from .headers import redact_request
+from .listeners import DEFAULT_LISTEN
+from .listeners import DefaultListenerErrors
+from .listeners import public_listeners
 from .models import list_models
 from .routes import Route
+from .routes import check_body
 from .routes import route_for
+from .settings import Settings
+from .settings import parse_settings
+from .settings import register_options
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_UPSTREAM = "https://chatgpt.com/backend-api/codex"
-DEFAULT_LISTEN = "reverse:https://chatgpt.com@127.0.0.1:8787"
-
-
-class _DropDefaultListenerErrors(logging.Filter):
-    """Hides the failure of mitmproxy's default *:8080 listener while the gateway replaces it (see `running`)."""
-
-    active = True
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (self.active and record.levelno >= logging.ERROR)
 
 
 class CodexGateway:
@@ -62,71 +57,44 @@ class CodexGateway:
     - Only flows that arrive on a reverse-proxy listener are handled; other modes are left alone.
     - Nothing untranslated is ever forwarded: unknown paths get a 404, bad requests a 400, and an exception
       in a hook a 500, each as an OpenAI error envelope.
+    - Credentials are put on the upstream request last and redacted as soon as it has been sent.
     """
 
     def __init__(self) -> None:
-        self.upstream = urlsplit(DEFAULT_UPSTREAM)
-        self.auth = CodexAuthFile(default_codex_home())
-        self.codex_home = default_codex_home()
-        self._switch_listener: _DropDefaultListenerErrors | None = None
+        self.settings: Settings | None = None
+        self.auth: CodexAuthFile | None = None
+        self._switch_listener: DefaultListenerErrors | None = None
         self._deferred: dict[str, ClientAnswer] = {}
         self.writer = AnswerWriter(self._deferred)
 
     # -- options ----------------------------------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
-        loader.add_option(
-            "codex_upstream",
-            str,
-            DEFAULT_UPSTREAM,
-            "Base URL of the Codex backend; requests go to {codex_upstream}/responses.",
-        )
-        loader.add_option(
-            "codex_home", str, "", "Codex CLI home holding auth.json (default: $CODEX_HOME, else ~/.codex)."
-        )
-        loader.add_option(
-            "codex_auth_issuer",
-            str,
-            "https://auth.openai.com",
-            "OAuth issuer used to refresh and obtain ChatGPT tokens.",
-        )
-        loader.add_option(
-            "gateway_api_key",
-            str | None,
-            None,
-            "If set, clients must send it as `Authorization: Bearer <key>`. It is never forwarded.",
-        )
-        loader.add_option(
-            "codex_originator", str, "codex_gateway", "Value of the `originator` header sent to the Codex backend."
-        )
-        loader.add_option(
-            "codex_user_agent", str, f"codex_gateway/{__version__}", "User-Agent sent to the Codex backend."
-        )
+        register_options(loader)
 
     def configure(self, updated: set[str]) -> None:
-        if "codex_upstream" in updated:
-            url = urlsplit(ctx.options.codex_upstream.rstrip("/"))
-            if url.scheme not in ("http", "https") or not url.hostname:
-                raise exceptions.OptionsError(
-                    f"codex_upstream must be an http(s) URL, not {ctx.options.codex_upstream!r}"
-                )
-            self.upstream = url
-        if "codex_home" in updated:
-            self.codex_home = (
-                Path(ctx.options.codex_home).expanduser() if ctx.options.codex_home else default_codex_home()
-            )
-            self.auth = CodexAuthFile(self.codex_home)
-        if "codex_auth_issuer" in updated:
-            issuer = urlsplit(ctx.options.codex_auth_issuer)
-            if issuer.scheme not in ("http", "https") or not issuer.hostname:
-                raise exceptions.OptionsError(
-                    f"codex_auth_issuer must be an http(s) URL, not {ctx.options.codex_auth_issuer!r}"
-                )
+        try:
+            settings = parse_settings(ctx.options)
+        except ValueError as e:
+            raise exceptions.OptionsError(str(e)) from e
+        if self.settings is None or settings.codex_home != self.settings.codex_home:
+            self.auth = CodexAuthFile(settings.codex_home)
+        self.settings = settings
+        if "codex_idle_timeout" in updated:
+            # mitmproxy closes a connection after tcp_timeout seconds without traffic: a stalled upstream stream
+            # is then cut off towards the client (an incomplete chunked body, never a clean finish).
+            ctx.options.update(tcp_timeout=settings.idle_timeout)
         if "mode" in updated and ctx.options.mode == ["regular"] and self._switch_listener is None:
-            # No --mode given. mitmproxy starts its servers before scripts load, so the default *:8080 listener
-            # is already being bound; `running` replaces it, and its failure (port busy) must not abort start-up.
-            self._switch_listener = _DropDefaultListenerErrors()
+            # No --mode given: `running` replaces mitmproxy's default listener (see DefaultListenerErrors).
+            self._switch_listener = DefaultListenerErrors()
             logging.getLogger("mitmproxy.addons.proxyserver").addFilter(self._switch_listener)
+        if updated & {"mode", "listen_host", "gateway_api_key", "gateway_allow_public"}:
+            public = public_listeners(ctx.options.mode, ctx.options.listen_host)
+            if public and not settings.api_key and not settings.allow_public:
+                raise exceptions.OptionsError(
+                    f"Refusing to serve your ChatGPT login on a non-loopback address ({', '.join(public)}) without "
+                    "a key: set gateway_api_key (or gateway_allow_public=true if you really mean it)."
+                )
 
     def running(self) -> None:
         if old := ctx.master.addons.get(AnswerWriter.name):  # a hot-reloaded script leaves its writer behind
@@ -142,7 +110,8 @@ class CodexGateway:
             logger.warning("codex-gateway: add `--set connection_strategy=lazy` so local answers need no upstream")
         if self._switch_listener is not None:
             self._switch_listener.active = False
-        logger.info(f"codex-gateway {__version__}: /v1/chat/completions → {self._upstream_url('/responses')}")
+        assert self.settings is not None
+        logger.info(f"codex-gateway {__version__}: /v1/chat/completions → {self.settings.upstream_url('/responses')}")
 
     # -- hooks ------------------------------------------------------------------------------------------
 
@@ -175,6 +144,8 @@ class CodexGateway:
         response.headers = client_response_headers(
             response.headers, "text/event-stream", chunked=flow.request.http_version == "HTTP/1.1"
         )
+        if meta.get("cors_origin"):
+            response.headers.update(cors_headers(meta["cors_origin"]))
 
     async def response(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META)
@@ -224,18 +195,27 @@ class CodexGateway:
     # -- request side -----------------------------------------------------------------------------------
 
     def _handle_request(self, flow: http.HTTPFlow) -> None:
-        self._check_key(flow)
+        settings, auth = self.settings, self.auth
+        assert settings is not None and auth is not None
+        origin = allowed_origin(flow.request.headers.get("origin"), settings.cors_origins)
+        if flow.request.method == "OPTIONS" and origin:
+            requested = flow.request.headers.get("access-control-request-headers")
+            flow.response = http.Response.make(204, b"", preflight_headers(origin, requested))
+            return
+        self._check_key(flow, settings.api_key)
         route = route_for(flow.request.method, flow.request.path)
         if route is Route.MODELS:
-            flow.response = _json_response(200, list_models(self.codex_home))
+            flow.response = _json_response(200, list_models(settings.codex_home), origin)
             return
         assert route is Route.CHAT
         raw = flow.request.get_content(strict=False) or b""
+        check_body(flow.request.headers.get("content-type"), len(raw), settings.body_limit)
         meta: dict[str, Any] = {
             "endpoint": "chat.completions",
             "started": flow.request.timestamp_start,
             "client": client_name(flow.request.headers, _json_or_none(raw)),
             "trace": trace_id(flow.request.headers),
+            "cors_origin": origin,
             "original_request": sanitized_request(flow.request.method, flow.request.path, flow.request.headers, raw),
         }
         flow.metadata[META] = meta
@@ -249,17 +229,17 @@ class CodexGateway:
             messages=req.message_count,
             tools=req.tool_count,
         )
-        creds = self.auth.credentials()
+        creds = auth.credentials()
         meta["account"] = creds.label
         flow.request.method = "POST"
-        flow.request.url = self._upstream_url("/responses")
+        flow.request.url = settings.upstream_url("/responses")
         flow.request.headers = http.Headers(
             [
-                (b"Host", self.upstream.netloc.encode()),
+                (b"Host", settings.upstream.netloc.encode()),
                 (b"Authorization", f"Bearer {creds.access_token}".encode()),
                 (b"ChatGPT-Account-ID", creds.account_id.encode()),
-                (b"originator", ctx.options.codex_originator.encode()),
-                (b"User-Agent", ctx.options.codex_user_agent.encode()),
+                (b"originator", settings.originator.encode()),
+                (b"User-Agent", settings.user_agent.encode()),
                 (b"session_id", req.session_id.encode()),
                 (b"Accept", b"text/event-stream"),
                 (b"Content-Type", b"application/json"),
@@ -268,8 +248,8 @@ class CodexGateway:
         )
         flow.request.content = req.body_bytes()
 
-    def _check_key(self, flow: http.HTTPFlow) -> None:
-        key = ctx.options.gateway_api_key
+    @staticmethod
+    def _check_key(flow: http.HTTPFlow, key: str | None) -> None:
         if not key:
             return
         auth = flow.request.headers.get("authorization", "")
@@ -283,19 +263,18 @@ class CodexGateway:
 
     def _reauthorize_replay(self, flow: http.HTTPFlow) -> None:
         # A saved upstream request replayed with `replay.client`: its credentials were redacted when saved.
-        if not flow.request.path.endswith("/responses"):
+        if not flow.request.path.endswith("/responses") or self.auth is None:
             return
         creds = self.auth.credentials()
         flow.request.headers["Authorization"] = f"Bearer {creds.access_token}"
         flow.request.headers["ChatGPT-Account-ID"] = creds.account_id
 
-    def _upstream_url(self, path: str) -> str:
-        return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
-
     # -- answers ----------------------------------------------------------------------------------------
 
     def _answer_locally(self, flow: http.HTTPFlow, answer: ClientAnswer) -> None:
-        flow.response = http.Response.make(answer.status, answer.body, _headers(answer, None))
+        settings = self.settings
+        origin = allowed_origin(flow.request.headers.get("origin"), settings.cors_origins) if settings else None
+        flow.response = http.Response.make(answer.status, answer.body, _headers(answer, None, origin))
         meta = flow.metadata.setdefault(META, {"started": flow.request.timestamp_start})
         meta.update(client_status=answer.status, error=answer.error, finished_at=time.time())
         annotate(flow)
@@ -318,8 +297,9 @@ class CodexGateway:
             write_answer(flow, answer)
 
 
-def _json_response(status: int, payload: Any) -> http.Response:
-    return http.Response.make(status, orjson.dumps(payload), {"content-type": "application/json"})
+def _json_response(status: int, payload: Any, origin: str | None) -> http.Response:
+    headers = {"content-type": "application/json", **(cors_headers(origin) if origin else {})}
+    return http.Response.make(status, orjson.dumps(payload), headers)
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -329,17 +309,19 @@ def _json_or_none(raw: bytes) -> Any:
         return None
 
 
-def _headers(answer: ClientAnswer, upstream: http.Headers | None) -> http.Headers:
+def _headers(answer: ClientAnswer, upstream: http.Headers | None, origin: str | None) -> http.Headers:
     headers = client_response_headers(upstream, answer.content_type)
     for name, value in answer.headers.items():
         headers[name] = value
+    if origin:
+        headers.update(cors_headers(origin))
     return headers
 
 
 def write_answer(flow: http.HTTPFlow, answer: ClientAnswer) -> None:
     response = flow.response
     assert response is not None
-    response.headers = _headers(answer, response.headers)
+    response.headers = _headers(answer, response.headers, flow.metadata.get(META, {}).get("cors_origin"))
     response.status_code = answer.status
     response.reason = ""
     response.content = answer.body

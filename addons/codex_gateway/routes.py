@@ -41,3 +41,23 @@ def route_for(method: str, path: str) -> Route:
             headers={"allow": allowed},
         )
     return route
+
+
+def check_body(content_type: str | None, size: int, limit: int) -> None:
+    """JSON arrives as application/json, with no content type, or as the form type `curl -d` sends."""
+    if size > limit:
+        raise GatewayError(
+            413,
+            f"The request body has {size} bytes; the gateway accepts at most {limit} (option gateway_body_limit).",
+            code="request_too_large",
+        )
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media and media not in _JSON_MEDIA and not media.endswith("+json"):
+        raise GatewayError(
+            415,
+            f"Unsupported content type {media!r}: send the body as application/json.",
+            code="unsupported_media_type",
+        )
+
+
+_JSON_MEDIA = frozenset({"application/json", "application/x-www-form-urlencoded", "text/json"})

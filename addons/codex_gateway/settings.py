@@ -1,0 +1,115 @@
+"""The gateway's mitmproxy options: registration (in `load`) and validation into one immutable `Settings`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult
+from urllib.parse import urlsplit
+
+from mitmproxy.utils import human
+
+from . import __version__
+from .auth import default_codex_home
+
+__all__ = ["Settings", "register_options", "parse_settings", "DEFAULT_UPSTREAM"]
+
+DEFAULT_UPSTREAM = "https://chatgpt.com/backend-api/codex"
+
+# name, type, default, help
+_OPTIONS: list[tuple[str, Any, Any, str]] = [
+    (
+        "codex_upstream",
+        str,
+        DEFAULT_UPSTREAM,
+        "Base URL of the Codex backend; requests go to {codex_upstream}/responses.",
+    ),
+    ("codex_home", str, "", "Codex CLI home holding auth.json (default: $CODEX_HOME, else ~/.codex)."),
+    ("codex_auth_issuer", str, "https://auth.openai.com", "OAuth issuer used to refresh and obtain ChatGPT tokens."),
+    (
+        "gateway_home",
+        str,
+        "",
+        "The gateway's own state: accounts, quotas, caches (default: $CODEX_GATEWAY_HOME, else ~/.codex-gateway).",
+    ),
+    (
+        "gateway_api_key",
+        str | None,
+        None,
+        "If set, clients must send it as `Authorization: Bearer <key>`. It is never forwarded.",
+    ),
+    ("codex_originator", str, "codex_gateway", "Value of the `originator` header sent to the Codex backend."),
+    ("codex_user_agent", str, f"codex_gateway/{__version__}", "User-Agent sent to the Codex backend."),
+    ("gateway_body_limit", str, "50m", "Largest client request body accepted (e.g. 50m); larger ones get a 413."),
+    (
+        "gateway_cors_origins",
+        Sequence[str],
+        [],
+        "Browser origins allowed to call the gateway (CORS is off when empty).",
+    ),
+    ("gateway_allow_public", bool, False, "Allow listening on a non-loopback address without gateway_api_key."),
+    ("codex_idle_timeout", int, 300, "Seconds without upstream data after which a streamed answer is cut off."),
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    upstream: SplitResult
+    codex_home: Path
+    gateway_home: Path
+    issuer: str
+    api_key: str | None
+    originator: str
+    user_agent: str
+    body_limit: int
+    cors_origins: frozenset[str]
+    allow_public: bool
+    idle_timeout: int
+
+    def upstream_url(self, path: str) -> str:
+        return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
+
+
+def register_options(loader: Any) -> None:
+    for name, typespec, default, help_text in _OPTIONS:
+        loader.add_option(name, typespec, default, help_text)
+
+
+def _http_url(name: str, value: str) -> SplitResult:
+    url = urlsplit(value.rstrip("/"))
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"{name} must be an http(s) URL, not {value!r}")
+    return url
+
+
+def parse_settings(options: Any) -> Settings:
+    """Raises ValueError naming the option when a value is unusable."""
+    try:
+        body_limit = human.parse_size(options.gateway_body_limit) or 0
+    except ValueError:
+        raise ValueError(f"gateway_body_limit is not a size: {options.gateway_body_limit!r}") from None
+    if body_limit <= 0:
+        raise ValueError("gateway_body_limit must be positive")
+    if options.codex_idle_timeout <= 0:
+        raise ValueError("codex_idle_timeout must be positive")
+    for origin in options.gateway_cors_origins:
+        if origin != "*" and not urlsplit(origin).scheme:
+            raise ValueError(f"gateway_cors_origins entries look like https://app.example, not {origin!r}")
+    _http_url("codex_auth_issuer", options.codex_auth_issuer)
+    gateway_home = options.gateway_home or os.environ.get("CODEX_GATEWAY_HOME") or "~/.codex-gateway"
+    return Settings(
+        upstream=_http_url("codex_upstream", options.codex_upstream),
+        codex_home=Path(options.codex_home).expanduser() if options.codex_home else default_codex_home(),
+        gateway_home=Path(gateway_home).expanduser(),
+        issuer=options.codex_auth_issuer.rstrip("/"),
+        api_key=options.gateway_api_key or None,
+        originator=options.codex_originator,
+        user_agent=options.codex_user_agent,
+        body_limit=body_limit,
+        cors_origins=frozenset(options.gateway_cors_origins),
+        allow_public=options.gateway_allow_public,
+        idle_timeout=int(options.codex_idle_timeout),
+    )
