@@ -350,11 +350,7 @@ def test_done_only_calls_without_item_ids() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a function_call item without `id` in both output_item.added and output_item.done is registered "
-    "under its call_id on .added but looked up under 'None' on .done, so it is emitted twice (index 0 and 1)",
-)
+# Found as a bug (duplicated call, index 0 and 1); fixed in addons during this session.
 def test_call_without_item_id_in_added_and_done_is_one_call() -> None:
     added = {
         "type": "response.output_item.added",
@@ -398,14 +394,37 @@ def test_without_response_id_the_id_is_random_but_well_formed() -> None:
     assert a.id != b.id and a.id.startswith("chatcmpl-") and len(a.id) > len("chatcmpl-") + 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an event before response.created (e.g. codex.rate_limits) makes ChatStream emit the role chunk "
-    "with its provisional random id / time.time(); response.created then changes id and created mid-stream",
+ID_DRIFT = (
+    "BUG: ChatStream adopts the response id / created_at from whichever lifecycle event carries them, even after "
+    "chunks were sent with the provisional random id / time.time(), so id or created changes mid-stream"
 )
-def test_event_before_response_created_keeps_one_id() -> None:
-    got = run([{"type": "codex.rate_limits", "rate_limits": {}}, CREATED, text("hi"), completed()])
-    assert (got.id, got.created) == ("chatcmpl-T1", 1760000123)
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param(
+            [{"type": "codex.rate_limits", "rate_limits": {}}, CREATED, text("hi"), completed()],
+            id="unknown-event-before-response-created",  # found as a bug, fixed in addons during this session
+        ),
+        pytest.param(
+            [
+                {"type": "response.created", "response": {"id": "resp1"}},  # protocol §2.6 C: no created_at
+                text("hi"),
+                {"type": "response.completed", "response": {"id": "resp1", "created_at": 1760000123}},
+            ],
+            id="created_at-only-on-completed",
+            marks=pytest.mark.xfail(strict=True, reason=ID_DRIFT),
+        ),
+        pytest.param(
+            [text("hi"), {"type": "response.completed", "response": {"id": "resp_T1"}}],
+            id="response-id-only-on-completed",
+            marks=pytest.mark.xfail(strict=True, reason=ID_DRIFT),
+        ),
+    ],
+)
+def test_chunk_id_and_created_never_change(events: list[Event]) -> None:
+    run(events)  # check_chat_stream asserts one id and one created across all chunks
 
 
 # -- stop sequences through the machine ----------------------------------------------------------------------
@@ -480,12 +499,12 @@ MALFORMED = [
     (
         "usage-details-str",
         {"type": "response.completed", "response": {"usage": {"input_tokens": 1, "input_tokens_details": "x"}}},
-        "BUG: usage.input_tokens_details that is not an object raises AttributeError in chat_usage",
+        None,  # found as a bug (AttributeError in chat_usage), fixed in addons during this session
     ),
     (
         "incomplete-details-str",
         {"type": "response.incomplete", "response": {"incomplete_details": "max_output_tokens"}},
-        "BUG: response.incomplete with incomplete_details as a string raises AttributeError in _on_completed",
+        None,  # found as a bug (AttributeError in _on_completed), fixed in addons during this session
     ),
 ]
 
