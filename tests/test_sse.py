@@ -44,6 +44,9 @@ CASES = [
     ("several-blank-lines", b"\n\n\ndata: 1\n\n\n\ndata: 2\n\n", [(None, "1"), (None, "2")]),
     ("done-sentinel-is-plain-data", b"data: [DONE]\n\n", [(None, "[DONE]")]),
     ("colon-in-value-kept", b'data: {"a":"b:c"}\n\n', [(None, '{"a":"b:c"}')]),
+    # Only CR and LF end lines: other Unicode line breaks are data (str.splitlines would split on them).
+    ("vt-fs-not-line-breaks", b"data: a\x0bb\x1cc\x85d\n\n", [(None, "a\x0bb\x1cc\ufffdd")]),
+    ("u2028-not-a-line-break", "data: a\u2028b\u0085c\n\n".encode(), [(None, "a\u2028b\u0085c")]),
     ("close-flushes-unterminated-line", b"data: x", [(None, "x")]),
     ("close-flushes-without-blank-line", b"event: a\ndata: x\n", [("a", "x")]),
     ("close-flushes-after-cr", b"data: x\r", [(None, "x")]),
