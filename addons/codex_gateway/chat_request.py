@@ -101,6 +101,8 @@ def translate_chat_request(raw: bytes) -> CodexRequest:
         body["text"] = text
 
     dropped = [name for name in DROPPED_FIELDS if name in data]
+    if req.reasoning is not None and effort is None and req.reasoning.summary is not None:
+        dropped.append("reasoning.summary")  # a summary without an effort: the backend would reason by default
     dropped += sorted(k for k in (req.model_extra or {}) if k not in DROPPED_FIELDS)
     dropped += [f"messages[{i}].name" for i, m in enumerate(req.messages) if m.name is not None]
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -286,6 +288,13 @@ def _validation_error(e: ValidationError) -> GatewayError:
         # A union (e.g. string or list): name every accepted shape, not just the first member's.
         accepted = " or ".join(m.removeprefix("Input should be ") for m in alternatives)
         return bad_request(f"Invalid type for '{param}': expected {accepted}.", param, "invalid_type")
+    if kind == "union_tag_not_found":
+        field_name = "role" if param.startswith("messages") and "." not in param else "type"
+        return bad_request(
+            f"Missing required parameter: '{param}.{field_name}'.",
+            f"{param}.{field_name}",
+            "missing_required_parameter",
+        )
     if kind == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag")
         field_name = "role" if param.startswith("messages") and param.count(".") == 0 else "type"

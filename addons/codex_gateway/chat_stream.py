@@ -34,8 +34,10 @@ def chat_usage(usage: Any) -> dict[str, Any] | None:
     prompt = _int(usage.get("input_tokens"))
     completion = _int(usage.get("output_tokens"))
     total = usage.get("total_tokens")
-    in_details = usage.get("input_tokens_details") or {}
-    out_details = usage.get("output_tokens_details") or {}
+    in_details = usage.get("input_tokens_details")
+    out_details = usage.get("output_tokens_details")
+    in_details = in_details if isinstance(in_details, dict) else {}
+    out_details = out_details if isinstance(out_details, dict) else {}
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -104,7 +106,10 @@ class ChatStream:
         kind = event.get("type")
         if kind in ("response.created", "response.in_progress"):
             self._adopt_response(event.get("response"))
+        elif kind not in _HANDLERS:
+            return out  # unknown or informational (codex.rate_limits, response.metadata): nothing for the client
         if not self._started:
+            # The role chunk waits for a known event, so it carries the id and time of response.created.
             self._started = True
             out.append(self._chunk({"role": "assistant", "content": ""}))
         handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
@@ -134,8 +139,8 @@ class ChatStream:
     # -- event handlers ---------------------------------------------------------------------------------
 
     def _adopt_response(self, response: Any) -> None:
-        if not isinstance(response, dict):
-            return
+        if not isinstance(response, dict) or self._started:
+            return  # once a chunk went out, its id, created and model are fixed for the whole answer
         rid = response.get("id")
         if isinstance(rid, str) and rid and self.response_id is None:
             self.response_id = rid
@@ -204,7 +209,7 @@ class ChatStream:
         if not isinstance(item, dict):
             return
         kind = item.get("type")
-        item_id = str(item.get("id"))
+        item_id = _item_key(item)
         if kind == "function_call":
             call = self._calls.get(item_id) or self._register_call(item, out)
             if call is None:
@@ -217,7 +222,7 @@ class ChatStream:
                 self._close_open(out)
         elif kind == "message" and item_id not in self._text_items:
             # Text that arrived only in the finished item (no deltas) still reaches the client.
-            for part in item.get("content") or ():
+            for part in _list(item.get("content")):
                 if not isinstance(part, dict):
                     continue
                 if part.get("type") == "output_text":
@@ -225,7 +230,7 @@ class ChatStream:
                 elif part.get("type") == "refusal" and part.get("refusal") and not self._stop.stopped:
                     out.append(self._chunk({"refusal": _str(part.get("refusal"))}))
         elif kind == "reasoning" and item_id not in self._reasoning_items:
-            for index, part in enumerate(item.get("summary") or ()):
+            for index, part in enumerate(_list(item.get("summary"))):
                 if isinstance(part, dict) and part.get("text"):
                     self._on_reasoning_delta({"item_id": item_id, "summary_index": index, "delta": part["text"]}, out)
 
@@ -235,8 +240,9 @@ class ChatStream:
         self._adopt_response(response)
         reason = None
         if event.get("type") == "response.incomplete" or response.get("status") == "incomplete":
-            details = response.get("incomplete_details") or {}
-            reason = _INCOMPLETE_REASONS.get(str(details.get("reason")), "length")
+            details = response.get("incomplete_details")
+            why = details.get("reason") if isinstance(details, dict) else details
+            reason = _INCOMPLETE_REASONS.get(str(why), "length")
         self.usage = chat_usage(response.get("usage"))
         self._finish(reason, out)
 
@@ -268,7 +274,7 @@ class ChatStream:
     def _register_call(self, item: dict[str, Any], out: list[Chunk]) -> _Call | None:
         if self._stop.stopped:
             return None
-        item_id = str(item.get("id") or item.get("call_id") or f"fc_{len(self._order)}")
+        item_id = _item_key(item)
         call = _Call(
             item_id=item_id,
             call_id=_str(item.get("call_id")) or item_id,
@@ -332,7 +338,8 @@ class ChatStream:
         if self.include_usage:
             usage_chunk = self._base()
             usage_chunk["choices"] = []
-            usage_chunk["usage"] = self.usage
+            # Clients read usage.total_tokens unconditionally: a missing upstream usage reports zeros, not null.
+            usage_chunk["usage"] = self.usage or chat_usage({})
             out.append(usage_chunk)
 
     def _fail(self, error: dict[str, Any], out: list[Chunk]) -> None:
@@ -359,6 +366,15 @@ class ChatStream:
 
     def _tool_chunk(self, tool_delta: dict[str, Any]) -> Chunk:
         return self._chunk({"tool_calls": [tool_delta]})
+
+
+def _item_key(item: dict[str, Any]) -> str:
+    """Items are keyed by their id; minimal streams may only carry a call_id."""
+    return str(item.get("id") or item.get("call_id") or "")
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _str(value: Any) -> str:

@@ -25,11 +25,12 @@ class StopMatcher:
         if not self._stops:
             return text
         window = self._held + text
-        cut = -1
+        # The stop sequence that is complete first (smallest end) is the one generation would have stopped at.
+        cut, end = -1, -1
         for stop in self._stops:
             at = window.find(stop)
-            if at != -1 and (cut == -1 or at < cut):
-                cut = at
+            if at != -1 and (end == -1 or at + len(stop) < end or (at + len(stop) == end and at < cut)):
+                cut, end = at, at + len(stop)
         if cut != -1:
             self.stopped = True
             self._held = ""
