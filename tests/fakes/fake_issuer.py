@@ -139,6 +139,7 @@ class FakeIssuer:
         self.login_as: FakeAccount | None = None  # who "signs in" at /oauth/authorize
         self.authorize_requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
+        self._polled = threading.Condition(self._lock)  # notified on every device-token poll
         self._live_refresh: dict[str, FakeAccount] = {}
         self._used_refresh: set[str] = set()
         self._codes: dict[str, tuple[FakeAccount, str, str]] = {}  # code → (account, challenge, redirect_uri)
@@ -203,6 +204,13 @@ class FakeIssuer:
                     device.approved = True
                     return
         raise KeyError(user_code)
+
+    def wait_for_device_polls(self, n: int, timeout: float = 20.0) -> None:
+        """Blocks until the device-token endpoint was polled `n` times (so a test approves a *pending* code)."""
+        path = "/api/accounts/deviceauth/token"
+        with self._polled:
+            if not self._polled.wait_for(lambda: sum(c.path == path for c in self.calls) >= n, timeout):
+                raise TimeoutError(f"fewer than {n} device polls")
 
     def count(self, grant_type: str | None = None, path: str = "/oauth/token") -> int:
         with self._lock:
@@ -317,6 +325,7 @@ class FakeIssuer:
     def _device_token(self, body: bytes) -> Reply:
         params = _loads(body)
         with self._lock:
+            self._polled.notify_all()  # waiters wake after this block, when the poll below is recorded
             device = self._devices.get(str(params.get("device_auth_id")))
             if device is None or device.user_code != params.get("user_code"):
                 self._record("/api/accounts/deviceauth/token", None, 404, "unknown_device", "json")
