@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from codex_gateway.errors import GatewayError
 from codex_gateway.routes import Route
+from codex_gateway.routes import check_body
 from codex_gateway.routes import route_for
 
 ROUTES = [
@@ -68,3 +69,39 @@ def test_wrong_method_is_405_with_allow_header(method: str, path: str, allowed: 
     with pytest.raises(GatewayError) as e:
         route_for(method, path)
     assert (e.value.status, e.value.code, e.value.headers) == (405, "method_not_allowed", {"allow": allowed})
+
+
+# -- check_body ----------------------------------------------------------------------------------------------
+
+ACCEPTED_TYPES = [
+    None,
+    "",
+    "application/json",
+    "application/json; charset=utf-8",
+    "APPLICATION/JSON",
+    "application/x-www-form-urlencoded",
+    "text/json",
+    "application/vnd.api+json",
+]
+
+
+@pytest.mark.parametrize("content_type", ACCEPTED_TYPES)
+def test_check_body_accepts_json_types(content_type: str | None) -> None:
+    check_body(content_type, 100, 100)  # the size limit is inclusive
+
+
+@pytest.mark.parametrize(
+    "content_type, size, limit, status, code",
+    [
+        ("text/plain", 10, 100, 415, "unsupported_media_type"),
+        ("multipart/form-data; boundary=x", 10, 100, 415, "unsupported_media_type"),
+        ("application/xml", 10, 100, 415, "unsupported_media_type"),
+        ("application/json", 101, 100, 413, "request_too_large"),
+        ("text/plain", 101, 100, 413, "request_too_large"),
+    ],
+    ids=["text-plain", "multipart", "xml", "too-large", "too-large-wins-over-type"],
+)
+def test_check_body_rejects(content_type: str, size: int, limit: int, status: int, code: str) -> None:
+    with pytest.raises(GatewayError) as e:
+        check_body(content_type, size, limit)
+    assert (e.value.status, e.value.code) == (status, code)
