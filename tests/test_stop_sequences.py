@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 from codex_gateway.stop_sequences import StopMatcher
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 # (id, stops, deltas, what each feed() returns, what flush() returns, stopped)
 STEPS = [
@@ -74,3 +77,24 @@ def test_output_independent_of_delta_boundaries(stops: tuple[str, ...], text: st
     assert run(stops, list(text)) == output
     for i in range(len(text) + 1):
         assert run(stops, [text[:i], text[i:]]) == output, i
+
+
+def reference(stops: tuple[str, ...], text: str) -> str:
+    """What generation would have returned: text up to the stop sequence that is complete first."""
+    for end in range(1, len(text) + 1):
+        ending = [s for s in stops if s and text[:end].endswith(s)]
+        if ending:
+            return text[: end - max(len(s) for s in ending)]
+    return text
+
+
+@given(
+    stops=st.lists(st.text(alphabet="ab\n", min_size=1, max_size=4), max_size=4).map(tuple),
+    text=st.text(alphabet="ab\nc", max_size=24),
+    cuts=st.lists(st.integers(0, 24), max_size=6),
+)
+@settings(max_examples=300, deadline=None)
+def test_matches_reference_for_any_split(stops: tuple[str, ...], text: str, cuts: list[int]) -> None:
+    bounds = [0, *sorted(c for c in cuts if c <= len(text)), len(text)]
+    deltas = [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    assert run(stops, deltas) == reference(stops, text)
