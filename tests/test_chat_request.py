@@ -54,6 +54,8 @@ def image(url: str, detail: str | None = None) -> dict[str, Any]:
     return part
 
 
+EMPTY_CONTENTS: list[tuple[str, Any]] = [("null", None), ("empty-string", ""), ("empty-list", [])]
+
 # (id, request, expected subset of the Codex body)
 VALID = [
     (
@@ -118,7 +120,7 @@ VALID = [
             {"messages": [USER, {"role": "assistant", "content": content, "tool_calls": [CALL]}, RESULT]},
             {"input": [USER_ITEM, CALL_ITEM, RESULT_ITEM]},
         )
-        for label, content in [("null", None), ("empty-string", ""), ("empty-list", [])]
+        for label, content in EMPTY_CONTENTS
     ),
     (
         "tool-content-text-parts",
