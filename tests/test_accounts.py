@@ -355,3 +355,19 @@ def test_save_login_requires_an_account_id(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         save_login(tmp_path, TokenResponse("x.e30.y", "x.e30.y", "rt"))
     assert not (tmp_path / "accounts").exists()
+
+
+async def test_unusable_codex_file_is_tolerated_when_another_account_works(
+    pool: AccountPool, homes: tuple[Path, Path], issuer: FakeIssuer, clock: Clock
+) -> None:
+    atomic_write_json(homes[0] / "auth.json", {"auth_mode": "apikey", "OPENAI_API_KEY": "sk-not-for-codex"})
+    b = gateway_login(homes, issuer, clock, "b@example.com")
+    assert (await pool.acquire()).key == b.account_id
+    rows = {r["source"]: r for r in pool.status()}
+    assert "API-key login" in rows["codex"]["problem"] and rows["codex"]["label"].endswith("auth.json")
+    assert "sk-not-for-codex" not in orjson.dumps(pool.status()).decode()
+    for path in pool.files()[b.account_id]:
+        path.unlink()
+    with pytest.raises(GatewayError) as err:
+        await pool.acquire()
+    assert err.value.status == 401 and "API-key login" in err.value.message

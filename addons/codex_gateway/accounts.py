@@ -79,6 +79,16 @@ class _Scan:
 
 
 class AccountPool:
+    """The accounts the gateway may use, and the per-request choice among them.
+
+    Per request the addon calls `acquire(prompt_cache_key)` and sends `lease.credentials`; on the response
+    `record_headers(lease, headers)`; on an upstream 401 `after_unauthorized(lease)` and retries once with the
+    new lease; on a 429 `usage_limit_reached` `cool_down(lease, quota.resets_at_from_error(body))` and retries on
+    `acquire(key, exclude=frozenset({lease.key}))`. Every failure is a GatewayError ready for the client:
+    401 (no login, or log in again), 429 (all accounts cooling down; retry-after = earliest reset), 503
+    (transient refresh failure; retry-after). Nothing here blocks the event loop for more than a file write.
+    """
+
     def __init__(
         self,
         codex_home: Path,
@@ -187,7 +197,7 @@ class AccountPool:
             record, store, state = account.record, account.store, self.state.get(account.key)
             rows.append(
                 {
-                    "label": record.label if record else self._label(account),
+                    "label": self._label(account),
                     "email": record.email if record else None,
                     "plan": (state.quota or {}).get("plan_type") or (record.plan if record else None),
                     "account": short_id(account.key),
@@ -208,10 +218,6 @@ class AccountPool:
     def files(self) -> dict[str, list[Path]]:
         """Every file holding each account (a Codex CLI login may also exist as a gateway file)."""
         return {key: [s.path for s in account.stores] for key, account in self._accounts().items()}
-
-    async def aclose(self) -> None:
-        if self.http is not None:
-            await self.http.aclose()
 
     # -- choosing ----------------------------------------------------------------------------------------------
 
@@ -265,7 +271,7 @@ class AccountPool:
             record = store.load()
             if record is None and store.problem is None:
                 continue  # missing file
-            key = record.account_id if record and record.account_id else f"file:{path.name}"
+            key = record.account_id if record and record.account_id else f"file:{path}"
             groups.setdefault(key, []).append(store)
         accounts: dict[str, _Account] = {}
         for key, stores in groups.items():
@@ -278,7 +284,9 @@ class AccountPool:
 
     def _label(self, account: _Account) -> str:
         record = account.record
-        return record.label if record else short_id(account.key)
+        if record is not None:
+            return record.label
+        return str(account.store.path) if account.key.startswith("file:") else short_id(account.key)
 
 
 def save_login(gateway_home: Path, tokens: TokenResponse, now: float | None = None) -> tuple[Path, AuthRecord]:

@@ -207,8 +207,8 @@ class _Callback:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 10)
-            while (header := await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
-                del header
+            while await asyncio.wait_for(reader.readline(), 10) not in (b"\r\n", b"\n", b""):
+                pass  # headers: nothing in them matters for the redirect
             parts = line.decode("latin-1").split()
             target = urlsplit(parts[1] if len(parts) > 1 else "/")
             status, text = self.accept(target.path, target.query)
