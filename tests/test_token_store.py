@@ -374,3 +374,55 @@ def test_atomic_write_keeps_a_symlinked_file_a_symlink(tmp_path: Path) -> None:
     link.symlink_to(real)
     atomic_write_json(link, {"a": 2})
     assert link.is_symlink() and read_doc(real) == {"a": 2}
+
+
+async def test_cancelled_caller_does_not_lose_rotated_tokens(tmp_path: Path, issuer: FakeIssuer, clock: Clock) -> None:
+    path = tmp_path / "auth.json"
+    old = expired_login(issuer, clock, path)
+    new = issuer.issue(issuer.accounts[0])
+    started, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def token_endpoint(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await release.wait()  # the issuer has rotated; the answer is on its way
+        return httpx.Response(200, json={"access_token": new.access_token, "refresh_token": new.refresh_token})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(token_endpoint)) as http:
+        store = TokenStore(path, issuer.url, clock=clock, http=http)
+        caller = asyncio.ensure_future(store.fresh())
+        await started.wait()
+        caller.cancel()  # e.g. the client disconnected
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        release.set()
+        creds = await store.fresh()  # waits for the shielded refresh, then finds the file fresh
+    assert creds.access_token == new.access_token and calls == 1
+    assert read_doc(path)["tokens"]["refresh_token"] == new.refresh_token != old.refresh_token
+
+
+async def test_refreshed_tokens_survive_a_failed_write(
+    tmp_path: Path, issuer: FakeIssuer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "auth.json"
+    old = expired_login(issuer, clock, path)
+    store = TokenStore(path, issuer.url, clock=clock)
+    import codex_gateway.token_store as module
+
+    real_write = module.atomic_write_json
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "atomic_write_json", disk_full)
+    first = await store.fresh()
+    assert first.access_token != old.access_token  # served from memory
+    assert read_doc(path)["tokens"]["refresh_token"] == old.refresh_token  # (now dead at the issuer)
+    assert (await store.fresh()).access_token == first.access_token
+    monkeypatch.setattr(module, "atomic_write_json", real_write)
+    again = await store.after_unauthorized(first.access_token)  # refreshes with the in-memory refresh token
+    assert again.access_token != first.access_token
+    assert read_doc(path)["tokens"]["access_token"] == again.access_token
+    assert issuer.errors() == [] and issuer.count("refresh_token") == 2

@@ -144,6 +144,10 @@ class TokenStore:
         self._retry_at = 0.0  # transient-failure backoff
         self._failures = 0
         self._reactive: tuple[str, float] | None = None  # (token obtained by a 401-refresh, when)
+        self._unsaved: AuthRecord | None = None  # refreshed tokens we could not write yet (disk full, …)
+        self._unsaved_stamp: tuple[int, int, int] | None = None
+        self._fallback_warned: str | None = None
+        self._tasks: set[asyncio.Task[Credentials]] = set()
 
     def __repr__(self) -> str:
         return f"TokenStore({str(self.path)!r})"
@@ -158,6 +162,10 @@ class TokenStore:
             self._stamp, self._record, self.problem = None, None, None
             return None
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._unsaved is not None:
+            if stamp == self._unsaved_stamp:
+                return self._unsaved  # the file still holds the tokens our refresh replaced
+            self._unsaved = None  # someone else wrote the file since: theirs are newer
         if stamp != self._stamp:
             self._record = self._read()
             self._stamp = stamp
@@ -209,7 +217,9 @@ class TokenStore:
             current = self.load()
             if current is not None and current.expires_at is not None and current.expires_at > self.clock() + 10:
                 # The old token still works for a while: serve with it, the next request tries the refresh again.
-                logger.warning("using the current token of %s until it expires: %s", current.label, self.last_error)
+                if self._fallback_warned != self.last_error:
+                    self._fallback_warned = self.last_error
+                    logger.warning("using the token of %s until it expires: %s", current.label, self.last_error)
                 return current.credentials()
             raise
 
@@ -221,6 +231,19 @@ class TokenStore:
     # -- the refresh under both locks ------------------------------------------------------------------------
 
     async def _refresh_if(self, needed: Callable[[AuthRecord], bool], rejected: str | None = None) -> Credentials:
+        # The locked section runs as its own task, shielded: a caller cancelled mid-refresh (its client went
+        # away) must neither release the locks early nor drop tokens the issuer has already rotated.
+        task = asyncio.get_running_loop().create_task(self._locked(needed, rejected))
+        self._tasks.add(task)  # a reference until done, so the task cannot be garbage-collected
+        task.add_done_callback(self._task_done)
+        return await asyncio.shield(task)
+
+    def _task_done(self, task: asyncio.Task[Credentials]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller that awaited it may be gone
+
+    async def _locked(self, needed: Callable[[AuthRecord], bool], rejected: str | None) -> Credentials:
         async with self._lock:
             try:
                 async with file_lock(self.lock_path):
@@ -233,6 +256,8 @@ class TokenStore:
         record = self.load()
         if record is None:
             raise self._no_login()
+        if self._unsaved is not None:
+            self._persist(self._unsaved.doc)
         if not needed(record):
             return record.credentials()
         if rejected is not None and self._reactive is not None:
@@ -265,9 +290,8 @@ class TokenStore:
         doc["tokens"] = tokens
         doc["last_refresh"] = format_iso(self.clock())
         doc.setdefault("OPENAI_API_KEY", None)  # the Codex CLI always serializes it
-        atomic_write_json(self.path, doc)
         self._failures, self._retry_at, self.last_error = 0, 0.0, None
-        self._stamp = None
+        self._persist(doc)
         fresh = self.load()
         if fresh is None:
             raise self._no_login()
@@ -275,6 +299,22 @@ class TokenStore:
             self._reactive = (_fingerprint(fresh.access_token), self.clock())
         logger.info("refreshed the ChatGPT token of %s", fresh.label)
         return fresh.credentials()
+
+    def _persist(self, doc: dict[str, Any]) -> None:
+        """Writes refreshed tokens; if that fails they live on in memory (the old refresh token is dead now)."""
+        try:
+            atomic_write_json(self.path, doc)
+        except OSError as exc:
+            try:
+                st = self.path.stat()
+                self._unsaved_stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            except OSError:
+                self._unsaved_stamp = None
+            self._unsaved = parse_auth_doc(doc)
+            logger.error("could not save the refreshed tokens to %s (%s); keeping them in memory", self.path, exc)
+            return
+        self._unsaved = None
+        self._stamp = None
 
     def _refresh_failed(self, record: AuthRecord, exc: OAuthError) -> Credentials:
         self.last_error = exc.message
