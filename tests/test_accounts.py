@@ -227,12 +227,15 @@ async def test_after_unauthorized_refreshes_once(
 
 
 async def test_permanent_failure_on_one_account_uses_the_other(
-    pool: AccountPool, homes: tuple[Path, Path], issuer: FakeIssuer, clock: Clock
+    pool: AccountPool, homes: tuple[Path, Path], issuer: FakeIssuer, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead = codex_login(homes, issuer, clock, "a@example.com", expires_in=-10)
     issuer.revoke(dead.refresh_token)
     b = gateway_login(homes, issuer, clock, "b@example.com")
-    assert (await pool.acquire()).key == b.account_id
+    for _ in range(5):
+        assert (await pool.acquire()).key == b.account_id
+    assert issuer.count() == 1  # the dead login is tried once, then only as a last resort
+    assert len([r for r in caplog.records if "skipping account" in r.getMessage()]) == 1
     rows = {r["label"]: r for r in pool.status()}
     assert rows["a@example.com"]["login_required"] and not rows["b@example.com"]["login_required"]
     assert "login required" in format_status(pool.status(), clock())

@@ -62,6 +62,7 @@ class _Account:
     key: str
     stores: list[TokenStore]  # preference order; the first one without a dead refresh token serves
     leased_at: float = 0.0
+    skipped: str | None = None  # why the last acquire passed over it
 
     @property
     def store(self) -> TokenStore:
@@ -129,9 +130,12 @@ class AccountPool:
                 creds = await account.store.fresh()
             except GatewayError as exc:
                 # One account's dead or unreachable login must not fail requests another account can serve.
-                logger.warning("skipping account %s: %s", self._label(account), exc.message)
+                if account.skipped != exc.message:  # once per distinct reason, not once per request
+                    logger.warning("skipping account %s: %s", self._label(account), exc.message)
+                account.skipped = exc.message
                 errors.append(exc)
                 continue
+            account.skipped = None
             account.leased_at = now
             if session_key:
                 self._sticky[session_key] = account.key
@@ -222,10 +226,12 @@ class AccountPool:
     # -- choosing ----------------------------------------------------------------------------------------------
 
     def _order(self, ready: list[_Account], session_key: str | None, now: float) -> list[_Account]:
-        def load(a: _Account) -> tuple[float, float, float]:
+        def load(a: _Account) -> tuple[bool, float, float, float]:
             quota = self.state.get(a.key).quota
-            # Least used first; equal quotas alternate (least recently leased) so load spreads out.
-            return effective_used(quota, "primary", now), effective_used(quota, "secondary", now), a.leased_at
+            # Dead logins last (tried only if nothing else works); then least used; equal quotas alternate
+            # (least recently leased) so load spreads out.
+            used = effective_used(quota, "primary", now), effective_used(quota, "secondary", now)
+            return a.store.login_required, *used, a.leased_at
 
         ordered = sorted(ready, key=load)
         sticky = self._sticky.get(session_key) if session_key else None
@@ -277,8 +283,9 @@ class AccountPool:
         for key, stores in groups.items():
             # Most recently refreshed first (ties: the Codex CLI's file), so a fresh login replaces a stale copy.
             stores.sort(key=lambda s: (-(_last_refresh(s)), s.path != self.codex_file))
-            old = self._scan.accounts.get(key)
-            accounts[key] = _Account(key, stores, leased_at=old.leased_at if old else 0.0)
+            account = accounts[key] = _Account(key, stores)
+            if (old := self._scan.accounts.get(key)) is not None:
+                account.leased_at, account.skipped = old.leased_at, old.skipped
         self._scan = _Scan(stamp, accounts)
         return accounts
 
