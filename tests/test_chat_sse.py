@@ -296,12 +296,6 @@ def test_render_completion_of_run_body_matches_streamed_chunks(name: str) -> Non
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): ChatSSETranslator._run skips any data that does not start with '{', so JSON with leading "
-    "whitespace ('data:  {...}', 'data:\\t{...}', or an empty first data: line) is dropped although Codex "
-    "(serde_json) and the OpenAI SDK (json.loads) accept it; here a complete answer becomes stream_incomplete",
-)
 def test_json_data_with_leading_whitespace_is_parsed() -> None:
     body = (
         b'data:  {"type":"response.created","response":{"id":"resp_ws"}}\n\n'

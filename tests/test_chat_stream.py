@@ -205,11 +205,6 @@ def test_text_both_in_deltas_and_in_done_item_is_not_duplicated() -> None:
     assert got.content == "Hello"
 
 
-DUP = (
-    "BUG (minor): deltas are matched to their finished item only by item_id; when output_item.done's item has no "
-    "`id` (the §2.6 C shape) but the deltas carried item_id/output_index 0, the text/summary is emitted a second time"
-)
-
 
 @pytest.mark.parametrize(
     "events, field",
@@ -225,7 +220,6 @@ DUP = (
             ],
             "content",
             id="text",
-            marks=pytest.mark.xfail(strict=True, reason=DUP),
         ),
         pytest.param(
             [
@@ -238,7 +232,6 @@ DUP = (
             ],
             "reasoning",
             id="reasoning",
-            marks=pytest.mark.xfail(strict=True, reason=DUP),
         ),
     ],
 )

@@ -57,9 +57,10 @@ class ChatSSETranslator:
         for ev in events:
             data = ev.data
             if not data or data[0] != "{":
-                if data.strip() != "[DONE]":
-                    self.bad_events += 1
-                continue
+                data = data.strip()  # rare: whitespace before the JSON, which Codex and the SDK accept
+                if not data.startswith("{"):
+                    self.bad_events += data != "[DONE]"
+                    continue
             try:
                 obj = orjson.loads(data)
             except orjson.JSONDecodeError:

@@ -163,11 +163,11 @@ class ChatStream:
             self.ignored_items.append(str(kind))
 
     def _on_text_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
-        self._text_items.add(str(event.get("item_id")))
+        self._text_items.update(_delta_keys(event))
         self._emit_text(_str(event.get("delta")), out)
 
     def _on_refusal_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
-        self._text_items.add(str(event.get("item_id")))
+        self._text_items.update(_delta_keys(event))
         delta = _str(event.get("delta"))
         if delta and not self._stop.stopped:
             out.append(self._chunk({"refusal": delta}))
@@ -176,7 +176,7 @@ class ChatStream:
         item_id = str(event.get("item_id"))
         part = event.get("summary_index", event.get("content_index", 0))
         key = (item_id, part if isinstance(part, int) else 0)
-        self._reasoning_items.add(item_id)
+        self._reasoning_items.update(_delta_keys(event))
         delta = _str(event.get("delta"))
         if not delta:
             return
@@ -210,6 +210,10 @@ class ChatStream:
             return
         kind = item.get("type")
         item_id = _item_key(item)
+        # Deltas name their item by id and output_index; a finished item may lack the id (minimal streams).
+        seen = {f"#{event['output_index']}"} if isinstance(event.get("output_index"), int) else set()
+        if item_id:
+            seen.add(item_id)
         if kind == "function_call":
             call = self._calls.get(item_id) or self._register_call(item, out)
             if call is None:
@@ -220,7 +224,7 @@ class ChatStream:
             call.done = True
             if call is self._open:
                 self._close_open(out)
-        elif kind == "message" and item_id not in self._text_items:
+        elif kind == "message" and not seen & self._text_items:
             # Text that arrived only in the finished item (no deltas) still reaches the client.
             for part in _list(item.get("content")):
                 if not isinstance(part, dict):
@@ -229,7 +233,7 @@ class ChatStream:
                     self._emit_text(_str(part.get("text")), out)
                 elif part.get("type") == "refusal" and part.get("refusal") and not self._stop.stopped:
                     out.append(self._chunk({"refusal": _str(part.get("refusal"))}))
-        elif kind == "reasoning" and item_id not in self._reasoning_items:
+        elif kind == "reasoning" and not seen & self._reasoning_items:
             for index, part in enumerate(_list(item.get("summary"))):
                 if isinstance(part, dict) and part.get("text"):
                     self._on_reasoning_delta({"item_id": item_id, "summary_index": index, "delta": part["text"]}, out)
@@ -366,6 +370,13 @@ class ChatStream:
 
     def _tool_chunk(self, tool_delta: dict[str, Any]) -> Chunk:
         return self._chunk({"tool_calls": [tool_delta]})
+
+
+def _delta_keys(event: dict[str, Any]) -> set[str]:
+    keys = {f"#{event['output_index']}"} if isinstance(event.get("output_index"), int) else set()
+    if event.get("item_id"):
+        keys.add(str(event["item_id"]))
+    return keys
 
 
 def _item_key(item: dict[str, Any]) -> str:

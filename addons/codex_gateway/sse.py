@@ -30,10 +30,11 @@ class SSEDecoder:
     Each `feed` call costs time linear in the new bytes only: the buffer keeps just the unfinished tail.
     """
 
-    __slots__ = ("_tail", "_data", "_event", "_has_data")
+    __slots__ = ("_tail", "_pending", "_data", "_event", "_has_data")
 
     def __init__(self) -> None:
         self._tail = b""
+        self._pending: list[bytes] = []  # reads with no line break yet: joined once, not re-copied per read
         self._data: list[str] = []
         self._event: str | None = None
         self._has_data = False
@@ -41,6 +42,13 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
             return []
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._pending.append(chunk)
+            return []
+        if self._pending:
+            self._pending.append(chunk)
+            chunk = b"".join(self._pending)
+            self._pending = []
         buf = self._tail + chunk if self._tail else chunk
         lines = buf.splitlines(keepends=True)
         last = lines[-1]
@@ -57,6 +65,9 @@ class SSEDecoder:
     def close(self) -> list[SSEEvent]:
         """Flushes what is left at the end of the stream (a last event with no blank line after it)."""
         out: list[SSEEvent] = []
+        if self._pending:
+            self._tail += b"".join(self._pending)
+            self._pending = []
         if self._tail:
             tail, self._tail = self._tail, b""
             self._line(tail.rstrip(b"\r\n"), out)
