@@ -20,6 +20,7 @@ from mitmproxy import http
 from mitmproxy.proxy import mode_specs
 
 from . import __version__
+from . import commands
 from .auth import CodexAuthFile
 from .chat_request import translate_chat_request
 from .chat_sse import ChatSSETranslator
@@ -71,6 +72,7 @@ class CodexGateway:
 
     def load(self, loader: Any) -> None:
         register_options(loader)
+        commands.load(loader)  # inspection: codex.* commands and content views
 
     def configure(self, updated: set[str]) -> None:
         try:
@@ -112,6 +114,7 @@ class CodexGateway:
             self._switch_listener.active = False
         assert self.settings is not None
         logger.info(f"codex-gateway {__version__}: /v1/chat/completions → {self.settings.upstream_url('/responses')}")
+        commands.running()  # inspection: the summary column in mitmweb's flow list
 
     # -- hooks ------------------------------------------------------------------------------------------
 
