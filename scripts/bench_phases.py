@@ -1,0 +1,326 @@
+"""What scripts/bench.py measures: the requests, the five phases, and the run that starts and stops the processes.
+
+Modes are interleaved round by round (direct, pass-through, gateway, direct, ...) so that drift on a shared
+machine hits all three alike. Each figure keeps every sample; scripts/bench_rows.py turns them into the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_backend import bench_text  # noqa: E402
+from bench_backend import expected_content  # noqa: E402
+from bench_procs import BACKEND_HEADERS  # noqa: E402
+from bench_procs import Backend  # noqa: E402
+from bench_procs import Proxy  # noqa: E402
+from bench_procs import cpu_seconds  # noqa: E402
+from bench_procs import status_kib  # noqa: E402
+from bench_report import MODES  # noqa: E402
+from bench_report import Dist  # noqa: E402
+
+from tests.gateway_process import write_codex_home  # noqa: E402  (bench_procs put the repo root on sys.path)
+
+MODEL = "gpt-5.4"
+FRAMING_EVENTS = 8  # lifecycle and done events around the deltas of one answer
+CONTENT_MARK = {
+    "direct": re.compile(rb"output_text\.delta"),
+    "passthrough": re.compile(rb"output_text\.delta"),
+    "gateway": re.compile(rb'"content":"[^"]'),
+}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Params:
+    latency_samples: int = 300
+    latency_rounds: int = 5
+    rps_requests: int = 400
+    rps_rounds: int = 5
+    concurrency: int = 8
+    ttft_samples: int = 30
+    ttft_deltas: int = 1
+    long_deltas: int = 5000
+    long_runs: int = 3
+    burst_streams: int = 32
+    burst_deltas: int = 20
+    burst_rounds: int = 3
+    startup_samples: int = 5
+    warmup: int = 20
+
+    @classmethod
+    def quick(cls) -> Params:
+        return cls(
+            latency_samples=10,
+            latency_rounds=2,
+            rps_requests=40,
+            rps_rounds=1,
+            ttft_samples=3,
+            ttft_deltas=1,
+            long_deltas=500,
+            long_runs=1,
+            burst_streams=8,
+            burst_deltas=3,
+            burst_rounds=1,
+            startup_samples=1,
+            warmup=3,
+        )
+
+
+def delay_schedule(i: int) -> float:
+    """Sample i's upstream inter-delta delay, spread over 50..100 ms and the same in every mode."""
+    return 50.0 + (i * 37) % 51
+
+
+# ---------------------------------------------------------------------------------------------- requests
+
+
+@dataclass
+class Target:
+    mode: str
+    base_url: str
+    proxy: Proxy | None
+
+    def request(self, deltas: int, delay_ms: float, *, stream: bool) -> tuple[str, dict[str, str], bytes]:
+        text = bench_text(deltas, delay_ms)
+        if self.mode == "gateway":
+            chat = {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": text}]}
+            return (
+                self.base_url + "/v1/chat/completions",
+                {"content-type": "application/json"},
+                json.dumps(chat).encode(),
+            )
+        body = {
+            "model": MODEL,
+            "instructions": "You are a helpful assistant.",
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}],
+            "store": False,
+            "stream": True,
+            "include": [],
+            "prompt_cache_key": "5b0f4f36-0000-4000-8000-000000000000",
+        }
+        headers = {**BACKEND_HEADERS, "accept": "text/event-stream", "content-type": "application/json"}
+        return self.base_url + "/backend-api/codex/responses", headers, json.dumps(body).encode()
+
+    def check(self, status: int, body: bytes, *, stream: bool, deltas: int) -> None:
+        if status != 200:
+            raise BenchError(f"{self.mode}: HTTP {status}: {body[:300]!r}")
+        if self.mode != "gateway":
+            ok = b"response.completed" in body[-2000:]
+        elif stream:
+            ok = body.endswith(b"data: [DONE]\n\n") and body.count(b'"content":"') >= deltas
+        else:
+            ok = json.loads(body)["choices"][0]["message"]["content"] == expected_content(deltas)
+        if not ok:
+            raise BenchError(f"{self.mode}: unexpected answer: {body[:300]!r} … {body[-300:]!r}")
+
+
+def new_client(connections: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(60.0), limits=limits)
+
+
+async def small_request(client: httpx.AsyncClient, target: Target) -> float:
+    url, headers, body = target.request(3, 0, stream=False)
+    t0 = time.perf_counter()
+    resp = await client.post(url, headers=headers, content=body)
+    dt = time.perf_counter() - t0
+    target.check(resp.status_code, resp.content, stream=False, deltas=3)
+    return dt
+
+
+@dataclass
+class StreamResult:
+    ttft: float
+    total: float
+    body: bytes
+
+
+async def stream_request(client: httpx.AsyncClient, target: Target, deltas: int, delay_ms: float) -> StreamResult:
+    url, headers, body = target.request(deltas, delay_ms, stream=True)
+    mark = CONTENT_MARK[target.mode]
+    pieces: list[bytes] = []
+    ttft = math.nan
+    t0 = time.perf_counter()
+    async with client.stream("POST", url, headers=headers, content=body) as resp:
+        async for piece in resp.aiter_raw():
+            if math.isnan(ttft):
+                pieces.append(piece)
+                if mark.search(b"".join(pieces[-2:])):
+                    ttft = time.perf_counter() - t0
+            else:
+                pieces.append(piece)
+        total = time.perf_counter() - t0
+        status = resp.status_code
+    data = b"".join(pieces)
+    target.check(status, data, stream=True, deltas=deltas)
+    return StreamResult(ttft, total, data)
+
+
+# ---------------------------------------------------------------------------------------------- phases
+
+
+@dataclass
+class Results:
+    latency: dict[str, Dist]
+    rps: dict[str, Dist]
+    ttft: dict[str, Dist]
+    ttft_added: dict[str, Dist]
+    events_per_s: dict[str, Dist]
+    cpu_ms_per_1k: dict[str, Dist]
+    burst_ttft: dict[str, Dist]
+    burst_wall: dict[str, Dist]
+    start_rss_mib: dict[str, Dist]
+    peak_rss_mib: dict[str, Dist]
+    startup: dict[str, Dist]
+
+    @classmethod
+    def empty(cls) -> Results:
+        names = cls.__dataclass_fields__
+        return cls(**{name: {m: Dist() for m in MODES} for name in names})
+
+
+Log = Callable[[str], None]
+
+
+async def phase_latency(
+    targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results
+) -> None:
+    per_round = max(1, p.latency_samples // p.latency_rounds)
+    for _ in range(p.latency_rounds):
+        for mode in MODES:
+            for _ in range(per_round):
+                r.latency[mode].values.append(await small_request(clients[mode], targets[mode]))
+
+
+async def phase_rps(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
+    for _ in range(p.rps_rounds):
+        for mode in MODES:
+            left = p.rps_requests
+
+            async def worker(target: Target, client: httpx.AsyncClient) -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    await small_request(client, target)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(targets[mode], clients[mode]) for _ in range(p.concurrency)))
+            r.rps[mode].values.append(p.rps_requests / (time.perf_counter() - t0))
+
+
+async def phase_ttft(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
+    for i in range(p.ttft_samples):
+        got: dict[str, float] = {}
+        for mode in MODES:
+            res = await stream_request(clients[mode], targets[mode], p.ttft_deltas, delay_schedule(i))
+            got[mode] = res.ttft
+            r.ttft[mode].values.append(res.ttft)
+        for mode in MODES:
+            r.ttft_added[mode].values.append(got[mode] - got["direct"])
+
+
+async def phase_long(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
+    events = p.long_deltas + FRAMING_EVENTS
+    for _ in range(p.long_runs):
+        for mode in MODES:
+            proxy = targets[mode].proxy
+            cpu0 = cpu_seconds(proxy.pid) if proxy else math.nan
+            res = await stream_request(clients[mode], targets[mode], p.long_deltas, 0)
+            await asyncio.sleep(0.2)  # let the proxy finish the flow (response hook, flow log) before reading CPU
+            cpu1 = cpu_seconds(proxy.pid) if proxy else math.nan
+            r.events_per_s[mode].values.append(events / res.total)
+            if proxy:
+                r.cpu_ms_per_1k[mode].values.append((cpu1 - cpu0) * 1000.0 / events * 1000.0)
+
+
+async def phase_burst(targets: dict[str, Target], p: Params, r: Results) -> None:
+    for _ in range(p.burst_rounds):
+        for mode in MODES:
+            # Fresh connections: the burst is `burst_streams` clients arriving at once.
+            async with new_client(p.burst_streams) as client:
+                t0 = time.perf_counter()
+                results = await asyncio.gather(
+                    *(
+                        stream_request(client, targets[mode], p.burst_deltas, delay_schedule(j))
+                        for j in range(p.burst_streams)
+                    )
+                )
+                r.burst_wall[mode].values.append(time.perf_counter() - t0)
+            r.burst_ttft[mode].values += [res.ttft for res in results]
+
+
+async def run_phases(targets: dict[str, Target], p: Params, r: Results, log: Log) -> None:
+    clients = {mode: new_client(max(p.concurrency, 8)) for mode in MODES}
+    try:
+        for mode in MODES:  # warm-up: connections, imports, caches
+            for _ in range(p.warmup):
+                await small_request(clients[mode], targets[mode])
+            await stream_request(clients[mode], targets[mode], 20, 0)
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("1) small requests, concurrency 1", lambda: phase_latency(targets, clients, p, r)),
+            (f"1) small requests, concurrency {p.concurrency}", lambda: phase_rps(targets, clients, p, r)),
+            ("2) time to first content byte", lambda: phase_ttft(targets, clients, p, r)),
+            (f"3) long stream, {p.long_deltas} deltas", lambda: phase_long(targets, clients, p, r)),
+            (f"4) burst of {p.burst_streams} streams", lambda: phase_burst(targets, p, r)),
+        ]
+        for title, step in steps:
+            t0 = time.perf_counter()
+            await step()
+            log(f"  {title}: {time.perf_counter() - t0:.1f} s")
+    finally:
+        for client in clients.values():
+            await client.aclose()
+
+
+def run(p: Params, workdir: Path, *, quiet_mitm: bool, log: Log) -> Results:
+    r = Results.empty()
+    home = workdir / "codex-home"
+    write_codex_home(home)
+    backend = Backend().start()
+    log(f"bench backend on 127.0.0.1:{backend.port}")
+    proxies = {
+        kind: Proxy(kind, backend.port, home, workdir / kind, quiet=quiet_mitm) for kind in ("passthrough", "gateway")
+    }
+    try:
+        for kind, proxy in proxies.items():
+            r.startup[kind].values.append(proxy.start())
+            r.start_rss_mib[kind].values.append(status_kib(proxy.pid, "VmRSS") / 1024.0)
+            log(f"{kind} on 127.0.0.1:{proxy.port} (pid {proxy.pid})")
+        targets = {
+            "direct": Target("direct", backend.base_url, None),
+            "passthrough": Target("passthrough", proxies["passthrough"].base_url, proxies["passthrough"]),
+            "gateway": Target("gateway", proxies["gateway"].base_url, proxies["gateway"]),
+        }
+        asyncio.run(run_phases(targets, p, r, log))
+        for kind, proxy in proxies.items():
+            r.peak_rss_mib[kind].values.append(status_kib(proxy.pid, "VmHWM") / 1024.0)
+            proxy.stop()
+        for _ in range(p.startup_samples - 1):
+            for kind in ("passthrough", "gateway"):
+                extra = Proxy(kind, backend.port, home, workdir / kind, quiet=quiet_mitm)
+                try:
+                    r.startup[kind].values.append(extra.start())
+                finally:
+                    extra.stop()
+        log(f"  5) start-up: {p.startup_samples} per proxy")
+    finally:
+        for proxy in proxies.values():
+            proxy.stop()
+        backend.stop()
+    return r

@@ -1,0 +1,160 @@
+"""The table of scripts/bench.py: one row per figure, ratios against the pass-through, and the goals."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_phases import FRAMING_EVENTS  # noqa: E402
+from bench_phases import Params  # noqa: E402
+from bench_phases import Results  # noqa: E402
+from bench_report import MODES  # noqa: E402
+from bench_report import Dist  # noqa: E402
+from bench_report import Goal  # noqa: E402
+from bench_report import Row  # noqa: E402
+from bench_report import fmt  # noqa: E402
+from bench_report import ratio  # noqa: E402
+
+
+def ms_cells(d: dict[str, Dist], digits: int = 1) -> dict[str, str]:
+    return {m: d[m].cell(digits, 1000.0) for m in MODES}
+
+
+def build_rows(r: Results, p: Params) -> tuple[list[Row], list[Goal]]:
+    goals: list[Goal] = []
+    rows: list[Row] = []
+
+    lat = r.latency
+    added = {m: (lat[m].p50 - lat["direct"].p50) * 1000.0 for m in MODES}
+    added90 = {m: (lat[m].p90 - lat["direct"].p90) * 1000.0 for m in MODES}
+    g = Goal("added latency, small request, concurrency 1", ratio(added["gateway"], added["passthrough"]), "<=", 1.3)
+    goals.append(g)
+    rows.append(Row("1", "small non-streamed request, concurrency 1 (ms)", str(lat["gateway"].n), ms_cells(lat, 2)))
+    rows.append(
+        Row(
+            "1",
+            "added latency, mode − direct (ms)",
+            str(lat["gateway"].n),
+            {m: f"{fmt(added[m], 2)} / {fmt(added90[m], 2)}" for m in ("passthrough", "gateway")},
+            f"{fmt(g.value, 2)}x",
+            g,
+        )
+    )
+    g = Goal(f"req/s at concurrency {p.concurrency}", ratio(r.rps["gateway"].p50, r.rps["passthrough"].p50), ">=", 0.8)
+    goals.append(g)
+    rows.append(
+        Row(
+            "1",
+            f"req/s at concurrency {p.concurrency} (per round of {p.rps_requests})",
+            f"{r.rps['gateway'].n} rounds",
+            {m: r.rps[m].cell(0) for m in MODES},
+            f"{fmt(g.value, 2)}x",
+            g,
+        )
+    )
+
+    rows.append(
+        Row("2", "time to first content byte, delta every 50-100 ms (ms)", str(r.ttft["gateway"].n), ms_cells(r.ttft))
+    )
+    ta = r.ttft_added
+    g = Goal("added time to first token", ratio(ta["gateway"].p50, ta["passthrough"].p50), "<=", 1.25)
+    goals.append(g)
+    rows.append(
+        Row(
+            "2",
+            "added time to first content byte, paired per sample (ms)",
+            str(ta["gateway"].n),
+            {m: ta[m].cell(2, 1000.0) for m in ("passthrough", "gateway")},
+            f"{fmt(g.value, 2)}x",
+            g,
+        )
+    )
+
+    eps = r.events_per_s
+    g = Goal("stream events per second", ratio(eps["gateway"].p50, eps["passthrough"].p50), ">=", 0.8)
+    goals.append(g)
+    rows.append(
+        Row(
+            "3",
+            f"long stream, {p.long_deltas:,} deltas + {FRAMING_EVENTS} framing events: events/s",
+            f"{eps['gateway'].n} runs",
+            {m: eps[m].cell(0) for m in MODES},
+            f"{fmt(g.value, 2)}x",
+            g,
+        )
+    )
+    cpu = r.cpu_ms_per_1k
+    rows.append(
+        Row(
+            "3",
+            "proxy process CPU per 1,000 events (ms)",
+            f"{cpu['gateway'].n} runs",
+            {m: cpu[m].cell(1) for m in ("passthrough", "gateway")},
+            f"{fmt(ratio(cpu['gateway'].p50, cpu['passthrough'].p50), 2)}x",
+        )
+    )
+
+    bt = r.burst_ttft
+    g = Goal(
+        f"time to first token in a {p.burst_streams}-stream burst",
+        ratio(bt["gateway"].p50, bt["passthrough"].p50),
+        "<=",
+        1.5,
+    )
+    goals.append(g)
+    rows.append(
+        Row(
+            "4",
+            f"{p.burst_streams} concurrent streams: time to first content byte (ms)",
+            f"{bt['gateway'].n} streams",
+            ms_cells(bt),
+            f"{fmt(g.value, 2)}x (p90 {fmt(ratio(bt['gateway'].p90, bt['passthrough'].p90), 2)}x)",
+            g,
+        )
+    )
+    bw = r.burst_wall
+    rows.append(
+        Row(
+            "4",
+            f"{p.burst_streams} concurrent streams ({p.burst_deltas} deltas each): wall time (s)",
+            f"{bw['gateway'].n} bursts",
+            {m: bw[m].cell(2) for m in MODES},
+            f"{fmt(ratio(bw['gateway'].p50, bw['passthrough'].p50), 2)}x",
+        )
+    )
+    rows.append(
+        Row(
+            "4",
+            "RSS of the proxy process right after start-up, VmRSS (MiB)",
+            "1",
+            {m: fmt(r.start_rss_mib[m].p50, 1) for m in ("passthrough", "gateway")},
+            f"{fmt(ratio(r.start_rss_mib['gateway'].p50, r.start_rss_mib['passthrough'].p50), 2)}x",
+        )
+    )
+    rss = r.peak_rss_mib
+    g = Goal("peak memory of the gateway process", rss["gateway"].p50, "<=", 100.0, " MiB")
+    goals.append(g)
+    rows.append(
+        Row(
+            "4",
+            "peak RSS of the proxy process over the whole run, VmHWM (MiB)",
+            "1",
+            {m: fmt(rss[m].p50, 1) for m in ("passthrough", "gateway")},
+            f"{fmt(ratio(rss['gateway'].p50, rss['passthrough'].p50), 2)}x",
+            g,
+        )
+    )
+
+    su = r.startup
+    rows.append(
+        Row(
+            "5",
+            "start-up until the first answer (ms; gateway: `/v1/models`, pass-through: proxied `/models`)",
+            str(su["gateway"].n),
+            {m: su[m].cell(0, 1000.0) for m in ("passthrough", "gateway")},
+            f"{fmt(ratio(su['gateway'].p50, su['passthrough'].p50), 2)}x",
+        )
+    )
+    return rows, goals
