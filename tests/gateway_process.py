@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
@@ -68,6 +69,17 @@ def write_codex_home(home: Path, *, expires_in: int = 3600, email: str = "user@e
     return login
 
 
+def write_login(home: Path, auth_json: dict[str, Any]) -> FakeLogin:
+    """Writes an auth.json (e.g. one issued by tests/fakes/fake_issuer) and describes its secrets."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "auth.json"
+    path.write_text(json.dumps(auth_json, indent=2))
+    path.chmod(0o600)
+    tokens = auth_json["tokens"]
+    email = json.loads(base64.urlsafe_b64decode(tokens["id_token"].split(".")[1] + "==")).get("email", "")
+    return FakeLogin(tokens["access_token"], tokens["refresh_token"], tokens["id_token"], tokens["account_id"], email)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -108,6 +120,8 @@ class GatewayProcess:
             "connection_strategy=lazy",
             "--set",
             f"confdir={confdir}",
+            "--set",
+            f"gateway_home={workdir / 'gateway-home'}",
             *(extra or []),
         ]
         self.proc: subprocess.Popen[bytes] | None = None

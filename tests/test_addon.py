@@ -24,7 +24,12 @@ def gateway(tmp_path: Path) -> Iterator[tuple[CodexGateway, taddons.context]]:
     write_codex_home(tmp_path)
     gw = CodexGateway()
     with taddons.context(gw) as tctx:
-        tctx.configure(gw, codex_home=str(tmp_path), codex_upstream="http://127.0.0.1:9/backend-api/codex")
+        tctx.configure(
+            gw,
+            codex_home=str(tmp_path),
+            gateway_home=str(tmp_path / "gw"),
+            codex_upstream="http://127.0.0.1:9/backend-api/codex",
+        )
         yield gw, tctx
 
 
@@ -78,7 +83,7 @@ async def test_loaded_flows_are_not_touched(gateway: tuple[CodexGateway, taddons
 async def test_missing_login_is_401_envelope(tmp_path: Path) -> None:
     gw = CodexGateway()
     with taddons.context(gw) as tctx:
-        tctx.configure(gw, codex_home=str(tmp_path / "nowhere"))
+        tctx.configure(gw, codex_home=str(tmp_path / "nowhere"), gateway_home=str(tmp_path / "gw"))
         f = _flow()
         await gw.request(f)
     assert f.response is not None and f.response.status_code == 401

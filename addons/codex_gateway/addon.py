@@ -13,7 +13,9 @@ import logging
 import time
 from typing import Any
 
+import httpx
 import orjson
+from mitmproxy import command
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
@@ -21,7 +23,11 @@ from mitmproxy.proxy import mode_specs
 
 from . import __version__
 from . import commands
+from .accounts import AccountPool
+from .accounts import Lease
+from .accounts import format_status
 from .auth import CodexAuthFile
+from .auth import Credentials
 from .chat_request import translate_chat_request
 from .chat_sse import ChatSSETranslator
 from .client_answer import ClientAnswer
@@ -38,10 +44,14 @@ from .flowinfo import sanitized_request
 from .flowinfo import trace_id
 from .headers import client_response_headers
 from .headers import redact_request
+from .headers import upstream_headers
 from .listeners import DEFAULT_LISTEN
 from .listeners import DefaultListenerErrors
 from .listeners import public_listeners
 from .models import list_models
+from .recovery import UpstreamAnswer
+from .recovery import needs_recovery
+from .recovery import recover
 from .routes import Route
 from .routes import check_body
 from .routes import route_for
@@ -63,7 +73,10 @@ class CodexGateway:
 
     def __init__(self) -> None:
         self.settings: Settings | None = None
-        self.auth: CodexAuthFile | None = None
+        self.auth: CodexAuthFile | None = None  # read-only view of auth.json, used while replaying
+        self.pool: AccountPool | None = None
+        self._leases: dict[str, Lease] = {}
+        self._http: httpx.AsyncClient | None = None
         self._switch_listener: DefaultListenerErrors | None = None
         self._deferred: dict[str, ClientAnswer] = {}
         self.writer = AnswerWriter(self._deferred)
@@ -79,8 +92,14 @@ class CodexGateway:
             settings = parse_settings(ctx.options)
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
-        if self.settings is None or settings.codex_home != self.settings.codex_home:
+        old = self.settings
+        if old is None or (old.codex_home, old.gateway_home, old.issuer) != (
+            settings.codex_home,
+            settings.gateway_home,
+            settings.issuer,
+        ):
             self.auth = CodexAuthFile(settings.codex_home)
+            self.pool = AccountPool(settings.codex_home, settings.gateway_home, settings.issuer)
         self.settings = settings
         if "codex_idle_timeout" in updated:
             # mitmproxy closes a connection after tcp_timeout seconds without traffic: a stalled upstream stream
@@ -127,7 +146,7 @@ class CodexGateway:
             self._reauthorize_replay(flow)
             return
         try:
-            self._handle_request(flow)
+            await self._handle_request(flow)
         except GatewayError as e:
             self._answer_locally(flow, ClientAnswer.from_error(e))
         except Exception as e:  # never forward an untranslated request
@@ -141,6 +160,9 @@ class CodexGateway:
         if not meta or response is None or "client_status" in meta:
             return
         redact_request(flow.request.headers)  # sent already; from here on the flow is shown and may be saved
+        lease = self._leases.get(flow.id)
+        if lease is not None and self.pool is not None:
+            self.pool.record_headers(lease, response.headers)
         if not (200 <= response.status_code < 300) or not meta["stream"] or response.raw_content is not None:
             return  # buffered: non-streaming client, upstream error or replayed body; translated in `response`
         response.stream = ChatSSETranslator(machine_for(meta))
@@ -172,15 +194,20 @@ class CodexGateway:
                     meta["error"] = machine.error["message"]
             else:
                 body = response.get_content(strict=False) or b""
-                answer = buffered_answer(meta, response.status_code, response.headers, body)
                 if response.status_code >= 300:
                     meta["upstream_status"] = response.status_code
-                self._defer_answer(flow, answer)
+                lease = self._leases.get(flow.id)
+                if lease is not None and flow.is_replay != "response" and needs_recovery(response.status_code, body):
+                    body = await self._recover(flow, meta, lease, body)
+                self._defer_answer(flow, buffered_answer(meta, response.status_code, response.headers, body))
+        except GatewayError as e:
+            self._defer_answer(flow, ClientAnswer.from_error(e))
         except Exception as e:
             logger.exception("codex-gateway: translating the upstream answer failed")
             failure = GatewayError(502, f"The gateway failed to translate the upstream answer ({type(e).__name__}).")
             self._defer_answer(flow, ClientAnswer.from_error(failure))
         finally:
+            self._leases.pop(flow.id, None)
             meta["finished_at"] = time.time()
             redact_request(flow.request.headers)
             annotate(flow)
@@ -191,13 +218,14 @@ class CodexGateway:
             return
         redact_request(flow.request.headers)
         self._deferred.pop(flow.id, None)
+        self._leases.pop(flow.id, None)
         meta["finished_at"] = time.time()
         meta["error"] = flow.error.msg if flow.error else "unknown error"
         annotate(flow)
 
     # -- request side -----------------------------------------------------------------------------------
 
-    def _handle_request(self, flow: http.HTTPFlow) -> None:
+    async def _handle_request(self, flow: http.HTTPFlow) -> None:
         settings, auth = self.settings, self.auth
         assert settings is not None and auth is not None
         origin = allowed_origin(flow.request.headers.get("origin"), settings.cors_origins)
@@ -232,24 +260,28 @@ class CodexGateway:
             messages=req.message_count,
             tools=req.tool_count,
         )
-        creds = auth.credentials()
-        meta["account"] = creds.label
+        meta["session_id"] = req.session_id
+        creds = await self._credentials(flow, req.session_id)
+        meta["account"] = creds.label if creds else None
         flow.request.method = "POST"
         flow.request.url = settings.upstream_url("/responses")
         flow.request.headers = http.Headers(
-            [
-                (b"Host", settings.upstream.netloc.encode()),
-                (b"Authorization", f"Bearer {creds.access_token}".encode()),
-                (b"ChatGPT-Account-ID", creds.account_id.encode()),
-                (b"originator", settings.originator.encode()),
-                (b"User-Agent", settings.user_agent.encode()),
-                (b"session_id", req.session_id.encode()),
-                (b"Accept", b"text/event-stream"),
-                (b"Content-Type", b"application/json"),
-                (b"Accept-Encoding", b"identity"),
-            ]
+            [(k.encode(), v.encode()) for k, v in upstream_headers(settings, creds, req.session_id).items()]
         )
         flow.request.content = req.body_bytes()
+
+    async def _credentials(self, flow: http.HTTPFlow, session_id: str) -> Credentials | None:
+        """A lease from the account pool; while server-replaying, whatever auth.json holds (or nothing):
+        recorded answers need no login and no refresh may happen offline."""
+        if "server_replay" in ctx.options and ctx.options.server_replay:
+            try:
+                return self.auth.credentials() if self.auth else None
+            except GatewayError:
+                return None
+        assert self.pool is not None
+        lease = await self.pool.acquire(session_id)
+        self._leases[flow.id] = lease
+        return lease.credentials
 
     @staticmethod
     def _check_key(flow: http.HTTPFlow, key: str | None) -> None:
@@ -271,6 +303,65 @@ class CodexGateway:
         creds = self.auth.credentials()
         flow.request.headers["Authorization"] = f"Bearer {creds.access_token}"
         flow.request.headers["ChatGPT-Account-ID"] = creds.account_id
+
+    # -- retries (side requests) ----------------------------------------------------------------------------
+
+    async def _recover(self, flow: http.HTTPFlow, meta: dict[str, Any], lease: Lease, body: bytes) -> bytes:
+        """After a 401 or a usage limit: retry as `recovery.recover` allows, and make the final upstream answer
+        the flow's, so a saved flow holds what the client's answer was made from."""
+        response = flow.response
+        assert response is not None and self.pool is not None
+        first = UpstreamAnswer(response.status_code, dict(response.headers), body, lease)
+
+        async def send(lease: Lease) -> tuple[int, dict[str, str], bytes]:
+            return await self._resend(flow, meta, lease)
+
+        final = await recover(self.pool, first, send, meta.get("session_id"))
+        if final is first or not final.notes:
+            return body
+        meta["retries"] = final.notes
+        meta["account"] = final.lease.credentials.label
+        response.status_code = final.status
+        response.headers = http.Headers([(k.encode(), v.encode()) for k, v in final.headers.items()])
+        response.content = final.body
+        return final.body
+
+    async def _resend(
+        self, flow: http.HTTPFlow, meta: dict[str, Any], lease: Lease
+    ) -> tuple[int, dict[str, str], bytes]:
+        settings = self.settings
+        assert settings is not None
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(settings.idle_timeout, connect=15))
+        headers = upstream_headers(settings, lease.credentials, meta.get("session_id", ""))
+        del headers["Host"]
+        try:
+            r = await self._http.post(
+                settings.upstream_url("/responses"), content=flow.request.content, headers=headers
+            )
+        except httpx.HTTPError as e:
+            raise GatewayError(
+                502, f"Retrying the request upstream failed: {type(e).__name__}.", code="retry_failed"
+            ) from e
+        return (
+            r.status_code,
+            {
+                k: v
+                for k, v in r.headers.items()
+                if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
+            },
+            r.content,
+        )
+
+    async def done(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @command.command("codex.accounts")
+    def accounts_status(self) -> str:
+        """The ChatGPT accounts the gateway uses: plan, token expiry, last quota, cooldown (never a token)."""
+        return format_status(self.pool.status()) if self.pool else "no accounts configured"
 
     # -- answers ----------------------------------------------------------------------------------------
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mitmproxy import http
 
-__all__ = ["client_response_headers", "redact_request", "REDACTED"]
+if TYPE_CHECKING:
+    from .auth import Credentials
+    from .settings import Settings
+
+__all__ = ["client_response_headers", "redact_request", "upstream_headers", "REDACTED"]
 
 REDACTED = "<redacted>"
 _PASS = frozenset({"x-request-id", "retry-after", "openai-model"})
@@ -30,3 +36,22 @@ def redact_request(headers: http.Headers) -> None:
     for name in _SECRET_REQUEST_HEADERS:
         if name in headers:
             headers[name] = REDACTED
+
+
+def upstream_headers(settings: Settings, creds: Credentials | None, session_id: str) -> dict[str, str]:
+    """The whole header set of an upstream request: nothing of the client's is forwarded."""
+    headers = {"Host": settings.upstream.netloc}
+    if creds is not None:  # absent only while replaying offline
+        headers["Authorization"] = f"Bearer {creds.access_token}"
+        headers["ChatGPT-Account-ID"] = creds.account_id
+    headers.update(
+        {
+            "originator": settings.originator,
+            "User-Agent": settings.user_agent,
+            "session_id": session_id,
+            "Accept": "text/event-stream",
+            "Content-Type": "application/json",
+            "Accept-Encoding": "identity",
+        }
+    )
+    return headers

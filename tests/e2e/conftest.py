@@ -9,21 +9,44 @@ import openai
 import pytest
 
 from tests.fakes.codex_backend import FakeCodexBackend
+from tests.fakes.codex_backend import RecordedRequest
+from tests.fakes.fake_issuer import FakeIssuer
 from tests.gateway_process import FakeLogin
 from tests.gateway_process import GatewayProcess
-from tests.gateway_process import write_codex_home
+from tests.gateway_process import write_login
+
+ISSUER_ROUTES = [
+    ("POST", "/oauth/token"),
+    ("GET", "/oauth/authorize"),
+    ("POST", "/api/accounts/deviceauth/usercode"),
+    ("POST", "/api/accounts/deviceauth/token"),
+]
 
 
 @pytest.fixture(scope="session")
-def backend() -> Iterator[FakeCodexBackend]:
-    with FakeCodexBackend() as fake:
+def issuer() -> Iterator[FakeIssuer]:
+    with FakeIssuer() as fake:
         yield fake
 
 
 @pytest.fixture(scope="session")
-def login_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FakeLogin]:
+def backend(issuer: FakeIssuer) -> Iterator[FakeCodexBackend]:
+    """The fake Codex backend, also serving the fake issuer's OAuth routes (one origin, as the checks use)."""
+    with FakeCodexBackend() as fake:
+        for method, path in ISSUER_ROUTES:
+
+            def route(rec: RecordedRequest, method: str = method) -> tuple[int, dict[str, str], bytes]:
+                path, _, query = rec.path.partition("?")
+                return issuer._route(method, path, query, rec.headers, rec.body)
+
+            fake.extra_routes[(method, path)] = route
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def login_home(issuer: FakeIssuer, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FakeLogin]:
     home = tmp_path_factory.mktemp("codex-home")
-    return home, write_codex_home(home)
+    return home, write_login(home, issuer.issue(issuer.add_account("user@example.com")).auth_json())
 
 
 @pytest.fixture(scope="session")
