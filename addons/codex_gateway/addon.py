@@ -26,6 +26,10 @@ from . import commands
 from .accounts import AccountPool
 from .accounts import Lease
 from .accounts import format_status
+from .answer_writer import AnswerWriter
+from .answer_writer import answer_headers
+from .answer_writer import json_response
+from .answer_writer import write_answer
 from .auth import CodexAuthFile
 from .auth import Credentials
 from .chat_request import translate_chat_request
@@ -52,6 +56,7 @@ from .models import list_models
 from .recovery import UpstreamAnswer
 from .recovery import needs_recovery
 from .recovery import recover
+from .recovery import send_upstream
 from .routes import Route
 from .routes import check_body
 from .routes import route_for
@@ -236,7 +241,7 @@ class CodexGateway:
         self._check_key(flow, settings.api_key)
         route = route_for(flow.request.method, flow.request.path)
         if route is Route.MODELS:
-            flow.response = _json_response(200, list_models(settings.codex_home), origin)
+            flow.response = json_response(200, list_models(settings.codex_home), origin)
             return
         assert route is Route.CHAT
         raw = flow.request.get_content(strict=False) or b""
@@ -335,23 +340,7 @@ class CodexGateway:
             self._http = httpx.AsyncClient(timeout=httpx.Timeout(settings.idle_timeout, connect=15))
         headers = upstream_headers(settings, lease.credentials, meta.get("session_id", ""))
         del headers["Host"]
-        try:
-            r = await self._http.post(
-                settings.upstream_url("/responses"), content=flow.request.content, headers=headers
-            )
-        except httpx.HTTPError as e:
-            raise GatewayError(
-                502, f"Retrying the request upstream failed: {type(e).__name__}.", code="retry_failed"
-            ) from e
-        return (
-            r.status_code,
-            {
-                k: v
-                for k, v in r.headers.items()
-                if k.lower() not in ("content-length", "transfer-encoding", "content-encoding")
-            },
-            r.content,
-        )
+        return await send_upstream(self._http, settings.upstream_url("/responses"), headers, flow.request.content)
 
     async def done(self) -> None:
         if self._http is not None:
@@ -368,7 +357,7 @@ class CodexGateway:
     def _answer_locally(self, flow: http.HTTPFlow, answer: ClientAnswer) -> None:
         settings = self.settings
         origin = allowed_origin(flow.request.headers.get("origin"), settings.cors_origins) if settings else None
-        flow.response = http.Response.make(answer.status, answer.body, _headers(answer, None, origin))
+        flow.response = http.Response.make(answer.status, answer.body, answer_headers(answer, None, origin))
         meta = flow.metadata.setdefault(META, {"started": flow.request.timestamp_start})
         meta.update(client_status=answer.status, error=answer.error, finished_at=time.time())
         annotate(flow)
@@ -391,46 +380,8 @@ class CodexGateway:
             write_answer(flow, answer)
 
 
-def _json_response(status: int, payload: Any, origin: str | None) -> http.Response:
-    headers = {"content-type": "application/json", **(cors_headers(origin) if origin else {})}
-    return http.Response.make(status, orjson.dumps(payload), headers)
-
-
 def _json_or_none(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-
-
-def _headers(answer: ClientAnswer, upstream: http.Headers | None, origin: str | None) -> http.Headers:
-    headers = client_response_headers(upstream, answer.content_type)
-    for name, value in answer.headers.items():
-        headers[name] = value
-    if origin:
-        headers.update(cors_headers(origin))
-    return headers
-
-
-def write_answer(flow: http.HTTPFlow, answer: ClientAnswer) -> None:
-    response = flow.response
-    assert response is not None
-    response.headers = _headers(answer, response.headers, flow.metadata.get(META, {}).get("cors_origin"))
-    response.status_code = answer.status
-    response.reason = ""
-    response.content = answer.body
-
-
-class AnswerWriter:
-    """Runs last in mitmproxy's addon chain (added in `running`), after Save: see `CodexGateway._defer_answer`."""
-
-    name = "codex_gateway_answers"
-
-    def __init__(self, pending: dict[str, ClientAnswer]) -> None:
-        self.pending = pending
-        self.registered = False
-
-    def response(self, flow: http.HTTPFlow) -> None:
-        answer = self.pending.pop(flow.id, None)
-        if answer is not None and flow.response is not None:
-            write_answer(flow, answer)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 
+import httpx
 import orjson
 
 from .accounts import AccountPool
@@ -23,7 +24,7 @@ from .accounts import Lease
 from .errors import GatewayError
 from .quota import resets_at_from_error
 
-__all__ = ["UpstreamAnswer", "recover", "needs_recovery"]
+__all__ = ["UpstreamAnswer", "recover", "needs_recovery", "send_upstream"]
 
 MAX_ACCOUNT_SWITCHES = 8
 
@@ -90,3 +91,19 @@ async def recover(
         pool.record_headers(lease, headers)
         answer = UpstreamAnswer(status, headers, body, lease, answer.notes)
     return answer
+
+
+_HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "content-encoding", "connection"})
+
+
+async def send_upstream(
+    client: httpx.AsyncClient, url: str, headers: Mapping[str, str], body: bytes | None
+) -> tuple[int, dict[str, str], bytes]:
+    """One buffered side request (never blocks the event loop); network failures become a 502 envelope."""
+    try:
+        r = await client.post(url, content=body, headers=dict(headers))
+    except httpx.HTTPError as e:
+        raise GatewayError(
+            502, f"Retrying the request upstream failed: {type(e).__name__}.", code="retry_failed"
+        ) from e
+    return r.status_code, {k: v for k, v in r.headers.items() if k.lower() not in _HOP_HEADERS}, r.content

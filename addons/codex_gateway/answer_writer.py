@@ -1,0 +1,58 @@
+"""Putting a client's answer into its flow: locally made answers, and buffered translations written last.
+
+Why "last": mitmproxy's Save addon (`-w`) writes a flow in its own `response` hook, which runs after the
+script's. `AnswerWriter` is appended to the end of the addon chain, so a saved flow keeps the raw upstream body
+(what server replay needs) while the client receives the translation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from mitmproxy import http
+
+from .client_answer import ClientAnswer
+from .cors import cors_headers
+from .flowinfo import META
+from .headers import client_response_headers
+
+__all__ = ["AnswerWriter", "answer_headers", "json_response", "write_answer"]
+
+
+def json_response(status: int, payload: Any, origin: str | None) -> http.Response:
+    headers = {"content-type": "application/json", **(cors_headers(origin) if origin else {})}
+    return http.Response.make(status, orjson.dumps(payload), headers)
+
+
+def answer_headers(answer: ClientAnswer, upstream: http.Headers | None, origin: str | None) -> http.Headers:
+    headers = client_response_headers(upstream, answer.content_type)
+    for name, value in answer.headers.items():
+        headers[name] = value
+    if origin:
+        headers.update(cors_headers(origin))
+    return headers
+
+
+def write_answer(flow: http.HTTPFlow, answer: ClientAnswer) -> None:
+    response = flow.response
+    assert response is not None
+    response.headers = answer_headers(answer, response.headers, flow.metadata.get(META, {}).get("cors_origin"))
+    response.status_code = answer.status
+    response.reason = ""
+    response.content = answer.body
+
+
+class AnswerWriter:
+    """Runs last in mitmproxy's addon chain (added in `running`), after Save: see `CodexGateway._defer_answer`."""
+
+    name = "codex_gateway_answers"
+
+    def __init__(self, pending: dict[str, ClientAnswer]) -> None:
+        self.pending = pending
+        self.registered = False
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        answer = self.pending.pop(flow.id, None)
+        if answer is not None and flow.response is not None:
+            write_answer(flow, answer)
