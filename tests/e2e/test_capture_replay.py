@@ -469,3 +469,23 @@ def test_script_reports_a_recorded_error_answered_with_200_and_real_mismatches(
     assert verdicts["1"] == ("same shape", [])
     assert verdicts["2"] == ("recorded error 429, answered 200 now", [])
     assert verdicts["3"] == ("recorded error event, answered 200 now", [])
+
+
+def test_script_replays_the_openclaw_captures(capture: Capture, live: tuple[GatewayProcess, FakeCodexBackend]) -> None:
+    from tests.e2e.test_openclaw_captures import CAPTURES as OPENCLAW
+    from tests.e2e.test_openclaw_captures import RECORDINGS
+
+    gw, backend = live
+    backend.reset()
+    backend.enqueue(*(rec.codex_script() for rec in RECORDINGS))  # what the recording provider answered, as Codex
+    code, results = _run_script(str(OPENCLAW), "--gateway", gw.base_url, "--api-key", capture.key)
+    assert code == 0, results
+    assert [(r["name"], r["status"], r["verdict"]) for r in results] == [
+        (f"{rec.session}#{rec.index}", rec.status, "same shape" if rec.status == 200 else "error as recorded")
+        for rec in RECORDINGS
+    ]
+    assert [r["tool_calls"] for r in results if r["name"] in ("session-1#0", "session-3#0", "session-6#0")] == [
+        ["read"],
+        ["view_image"],
+        ["ls"],
+    ]
