@@ -261,6 +261,7 @@ def test_sanitized_request_keeps_everything_but_credentials() -> None:
             None,
             ("error_event", "error event: The server had an error."),
         ),
+        (finished_meta(upstream_status=401, retries=["401 token_expired: token refreshed, retried"]), None, None),
         (
             {"started": 1.0, "client_status": 401, "error": "Incorrect or missing gateway API key."},
             None,
@@ -298,6 +299,13 @@ def test_summary_line_of_a_replayed_non_streamed_flow_without_extras() -> None:
     assert summary_line(meta, replayed=True) == (
         "OpenClaw (replayed) | gpt-5.4 non-stream | 5 msgs, 14 tools | finish stop | total 2.31s"
         " | acct user@example.com"
+    )
+
+
+def test_summary_line_of_a_retried_flow() -> None:
+    meta = finished_meta(retries=["401 token_expired: token refreshed, retried"], dropped=[])
+    assert summary_line(meta).endswith(
+        " | acct user@example.com | retried 1x (401 token_expired: token refreshed, retried)"
     )
 
 

@@ -116,16 +116,17 @@ def failure_of(meta: dict[str, Any], error_msg: str | None = None) -> tuple[str,
         return "proxy_error", _clip(error_msg)
     error = meta.get("error")
     status = meta.get("client_status")
-    if meta.get("upstream_status"):
+    failed_status = isinstance(status, int) and status >= 400
+    if not error and not failed_status:
+        return None  # also when a first upstream error (401, usage limit) was recovered from by a retry
+    if meta.get("upstream_status") and failed_status:
         return "upstream_status", f"upstream {meta['upstream_status']}: {_clip(str(error or ''))}".rstrip(": ")
     if error and "ended before response.completed" in str(error):
         return "upstream_incomplete", "upstream stream ended before response.completed"
     if error and "finish_reason" in meta and not str(error).startswith("The gateway failed"):
         # translated from an upstream answer: an in-band error event
         return "error_event", f"error event: {_clip(str(error))}"
-    if error or (isinstance(status, int) and status >= 400):
-        return "local", f"gateway answered {status}: {_clip(str(error or ''))}".rstrip(": ")
-    return None
+    return "local", f"gateway answered {status}: {_clip(str(error or ''))}".rstrip(": ")
 
 
 def summary_line(meta: dict[str, Any], *, replayed: bool = False) -> str:
@@ -161,6 +162,8 @@ def summary_line(meta: dict[str, Any], *, replayed: bool = False) -> str:
         parts.append(f"total {_duration(meta['finished_at'] - started)}")
     if meta.get("account"):
         parts.append(f"acct {meta['account']}")
+    if meta.get("retries"):
+        parts.append(f"retried {len(meta['retries'])}x ({'; '.join(map(str, meta['retries']))})")
     if meta.get("dropped"):
         parts.append("dropped " + ",".join(map(str, meta["dropped"])))
     return " | ".join(parts)
