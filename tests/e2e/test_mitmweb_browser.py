@@ -140,6 +140,12 @@ def test_flow_table_shows_the_summary_and_the_failure_mark(
         and " | gpt-5.4 non-stream | 1 msgs, 0 tools | finish stop" in comments[0]
     )
     assert comments[1].startswith("FAILED upstream 500: ")
+    # The addon's content views and commands are registered in this mitmweb too.
+    view = httpx.get(f"{web}/flows/{flows[0]['id']}/response/content/auto.json", headers=auth).json()
+    assert view["view_name"] == "Chat" and 'content: "Hello from fake Codex"' in view["text"].splitlines()
+    assert {"codex.usage", "codex.runs", "codex.summary", "codex.annotate"} <= set(
+        httpx.get(web + "/commands", headers=auth).json()
+    )
 
     table = FlowTable()
     for budget in (2_000, 10_000):  # a slow machine may need more virtual time for the page's fetches
