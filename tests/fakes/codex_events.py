@@ -276,12 +276,15 @@ def response(
     incomplete_reason: str = "max_output_tokens",
     error: dict[str, Any] | None = None,
     full_output: bool = False,
+    tool_usage: dict[str, Any] | None = None,
 ) -> list[Event]:
     """Wrap item events from ``parts`` (full streams or bare item lists) in one response.
 
     ``status=None`` emits no terminal event at all (a stream that just ends,
     which Codex reports as "stream closed before response.completed").
     ``error`` defaults to ``server_error`` for ``status="failed"``.
+    ``tool_usage`` (e.g. :func:`image_tool_usage`) is added to the terminal
+    response when given.
     """
     the_usage = _make_usage() if isinstance(usage, _Default) else usage
     items: list[EventLike] = []
@@ -306,6 +309,8 @@ def response(
         if status == "failed":
             final["error"] = error or {"code": "server_error", "message": "The server had an error."}
             final["usage"] = None if isinstance(usage, _Default) else usage
+        if tool_usage is not None:
+            final["tool_usage"] = tool_usage
         events.append({"type": f"response.{status}", "response": final})
     return renumber(events)
 
@@ -387,6 +392,103 @@ def custom_tool_call(name: str, tool_input: str, call_id: str, **kw: Any) -> lis
         },
     ]
     return response(items, **kw)
+
+
+# A valid 1x1 PNG, small enough to inline in a test stream.
+TINY_PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def image_tool_usage(input_tokens: int = 50, output_tokens: int = 4160, image_input_tokens: int = 0) -> dict[str, Any]:
+    """A ``response.tool_usage`` object with ``image_gen`` token counts (and no web searches)."""
+    return {
+        "image_gen": {
+            "input_tokens": input_tokens,
+            "input_tokens_details": {
+                "image_tokens": image_input_tokens,
+                "text_tokens": input_tokens - image_input_tokens,
+            },
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
+        "web_search": {"num_requests": 0},
+    }
+
+
+def _image_items(
+    result: str | None,
+    revised_prompt: str | None,
+    partials: Sequence[str],
+    status: str,
+    error: dict[str, Any] | None,
+    params: dict[str, Any],
+) -> list[Event]:
+    iid = "ig_0"
+    loc = {"item_id": iid, "output_index": 0}
+    evs: list[Event] = [
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {"id": iid, "type": "image_generation_call", "status": "in_progress"},
+        },
+        {"type": "response.image_generation_call.in_progress", **loc},
+        {"type": "response.image_generation_call.generating", **loc},
+    ]
+    evs += [
+        {
+            "type": "response.image_generation_call.partial_image",
+            **loc,
+            "partial_image_index": i,
+            "partial_image_b64": p,
+        }
+        for i, p in enumerate(partials)
+    ]
+    done: Event = {"id": iid, "type": "image_generation_call", "status": status, "result": result}
+    if revised_prompt is not None:
+        done["revised_prompt"] = revised_prompt
+    done.update(params)
+    if error is not None:
+        done["error"] = error
+    if status == "completed":
+        evs.append({"type": "response.image_generation_call.completed", **loc})
+    evs.append({"type": "response.output_item.done", "output_index": 0, "item": done})
+    return evs
+
+
+def image_generation(
+    result_b64: str | None = TINY_PNG_B64,
+    *,
+    revised_prompt: str | None = "A tiny test image.",
+    partial_images: Sequence[str] = (),
+    call_status: str = "completed",
+    call_error: dict[str, Any] | None = None,
+    size: str | None = "1024x1024",
+    quality: str | None = "high",
+    output_format: str | None = "png",
+    background: str | None = "opaque",
+    text_before: str | None = None,
+    **kw: Any,
+) -> list[Event]:
+    """One ``image_generation_call`` item, as the hosted tool streams it.
+
+    Events: ``output_item.added`` (in_progress) →
+    ``response.image_generation_call.in_progress`` → ``.generating`` →
+    ``.partial_image`` (one per ``partial_images`` entry, ``partial_image_b64``)
+    → ``.completed`` → ``output_item.done`` whose item carries the base64
+    ``result``, ``revised_prompt`` and the parameters the tool used. A failed
+    call (``call_status="failed"``, ``call_error={code, message, type}``) has no
+    ``.completed`` event. The terminal response carries
+    ``tool_usage=image_tool_usage()`` unless ``tool_usage`` is passed.
+    ``text_before`` prepends an assistant message (model commentary).
+    """
+    params = {
+        k: v
+        for k, v in (("size", size), ("quality", quality), ("output_format", output_format), ("background", background))
+        if v is not None
+    }
+    kw.setdefault("tool_usage", image_tool_usage())
+    pieces = [_message_items([text_before], None)] if text_before is not None else []
+    items = _image_items(result_b64, revised_prompt, list(partial_images), call_status, call_error, params)
+    return response(*pieces, items, **kw)
 
 
 def failed(code: str, message: str, after: Sequence[EventLike] | None = None, **kw: Any) -> list[Event]:

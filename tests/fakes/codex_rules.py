@@ -33,6 +33,7 @@ from tests.fakes.codex_schema import ResponsesBody
 from tests.fakes.codex_schema import SimpleFormat
 from tests.fakes.codex_schema import Strict
 from tests.fakes.codex_schema import ToolChoiceFunction
+from tests.fakes.codex_schema import ToolChoiceImageGeneration
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,16 @@ def _check_tool_choice(choice: Any, tools: list[Any]) -> Rejection | None:
             code="invalid_value",
             param="tool_choice",
         )
+    if choice.get("type") == "image_generation":
+        # A hosted tool forced by type (how a gateway drives the Codex image_generation tool).
+        rej = _parse(ToolChoiceImageGeneration, choice, "tool_choice")
+        if rej is None and not any(isinstance(t, dict) and t.get("type") == "image_generation" for t in tools):
+            rej = openai_error(
+                "Tool choice 'image_generation' not found in 'tools' parameter.",
+                code="invalid_value",
+                param="tool_choice",
+            )
+        return rej
     rej = _parse(ToolChoiceFunction, choice, "tool_choice")
     if rej is None and not any(t.get("type") == "function" and t.get("name") == choice["name"] for t in tools):
         rej = openai_error(

@@ -155,6 +155,10 @@ class ToolChoiceFunction(Strict):
     name: str
 
 
+class ToolChoiceImageGeneration(Strict):
+    type: Literal["image_generation"]
+
+
 ITEM_MODELS: dict[str, type[Strict]] = {
     "message": MessageItem,
     "function_call": FunctionCallItem,
