@@ -158,6 +158,9 @@ class CodexGateway:
             logger.exception("codex-gateway: translating the request failed")
             failure = GatewayError(500, f"The gateway failed to translate the request ({type(e).__name__}).")
             self._answer_locally(flow, ClientAnswer.from_error(failure))
+        if flow.response is not None:
+            # Answered here: the client's own credentials (the gateway key) must not stay in a saved flow.
+            redact_request(flow.request.headers)
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META)
@@ -242,6 +245,14 @@ class CodexGateway:
         route = route_for(flow.request.method, flow.request.path)
         if route is Route.MODELS:
             flow.response = json_response(200, list_models(settings.codex_home), origin)
+            flow.metadata[META] = {
+                "endpoint": "models",
+                "client": client_name(flow.request.headers, None),
+                "client_status": 200,
+                "started": flow.request.timestamp_start,
+                "finished_at": time.time(),
+            }
+            annotate(flow)
             return
         assert route is Route.CHAT
         raw = flow.request.get_content(strict=False) or b""
