@@ -8,13 +8,22 @@ non-empty output_text" is tested with the SDK's own accumulator.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import httpx2
 import openai
 import orjson
 import pytest
+from codex_gateway.responses_api import prepare
+from codex_gateway.responses_api import upstream_session_headers
 from codex_gateway.responses_stream import STREAM_INCOMPLETE
 from codex_gateway.responses_stream import ResponsesSSEPassThrough
 from codex_gateway.responses_stream import aggregate_response
@@ -26,6 +35,7 @@ from tests.conftest import STREAMS
 from tests.conftest import sse_events
 from tests.conftest import stream_names
 from tests.fakes import codex_events as ev
+from tests.fakes.codex_backend import FakeCodexBackend
 from tests.fakes.codex_scripts import SSEScript
 
 Event = dict[str, Any]
@@ -516,3 +526,72 @@ def test_sdk_non_streamed_failure_raises() -> None:
 def test_sse_events_helper_agrees() -> None:
     out, _ = whole(upstream(TEXT))
     assert sse_events(out) == events_of(out)
+
+
+# -- opt-in: the real Codex CLI through prepare + pass-through ------------------------------------------------
+
+
+CODEX_CLI = os.environ.get("CODEX_CLI")  # e.g. /tmp/codexcli/node_modules/.bin/codex (npm @openai/codex)
+
+
+@pytest.mark.skipif(not CODEX_CLI, reason="set CODEX_CLI to a Codex CLI binary to run it through the gateway pieces")
+def test_codex_cli_tool_turn_through_prepare_and_pass_through(tmp_path: Path) -> None:
+    """`codex exec` → a minimal gateway (responses_api.prepare, session headers, ResponsesSSEPassThrough) →
+    the strict fake backend: a reasoning + exec_command turn, then the final answer."""
+    assert CODEX_CLI is not None
+
+    class Gateway(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers["content-length"]))
+            req = prepare(raw, default_instructions="You are a helpful assistant.")
+            headers = {"authorization": "Bearer t", "chatgpt-account-id": "acct", "content-type": "application/json"}
+            headers.update(upstream_session_headers(list(self.headers.items()), req.session_id))
+            with httpx.stream(
+                "POST", f"{backend.codex_base}/responses", content=req.body_bytes(), headers=headers
+            ) as up:
+                self.send_response(up.status_code)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                machine = ResponsesSSEPassThrough()
+                for chunk in [*up.iter_raw(), b""]:
+                    for out in machine(chunk):
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(out), out))
+                self.wfile.write(b"0\r\n\r\n")
+
+    with FakeCodexBackend() as backend:
+        backend.enqueue(
+            SSEScript(
+                ev.response(
+                    ev.reasoning(["**Run**"]), ev.tool_calls([("exec_command", '{"cmd":"echo hi"}', "call_x")])
+                ),
+                chunks=7,
+            ),
+            SSEScript(ev.text(["All ", "done"], response_id="resp_2"), chunks=5),
+        )
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            (tmp_path / "config.toml").write_text(
+                'model = "gpt-5.4"\nmodel_provider = "gateway"\napproval_policy = "never"\n'
+                "[model_providers.gateway]\n"
+                f'name = "codex-gateway"\nbase_url = "http://127.0.0.1:{server.server_address[1]}/v1"\n'
+                'wire_api = "responses"\nenv_key = "CODEX_GATEWAY_KEY"\nsupports_websockets = false\n'
+                "request_max_retries = 0\nstream_max_retries = 0\n"
+            )
+            env = {**os.environ, "CODEX_HOME": str(tmp_path), "HOME": str(tmp_path), "CODEX_GATEWAY_KEY": "k"}
+            cmd = [CODEX_CLI, "exec", "--skip-git-repo-check", "-s", "read-only", "-C", str(tmp_path), "Say hello."]
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+        finally:
+            server.shutdown()
+        sent = backend.responses_requests()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("All done")
+    assert [(r.status, r.error) for r in sent] == [(200, None), (200, None)]
+    assert sent[0].headers["session-id"] == sent[0].json["prompt_cache_key"]
+    assert [it["type"] for it in sent[1].json["input"][-3:]] == ["reasoning", "function_call", "function_call_output"]
