@@ -16,7 +16,6 @@ from .chat_stream import ChatStream
 from .chat_stream import completion_from_chunks
 from .sse import DONE
 from .sse import SSEDecoder
-from .sse import encode_data
 
 __all__ = ["ChatSSETranslator", "translate_body", "render_completion"]
 
@@ -74,7 +73,8 @@ class ChatSSETranslator:
         self.chunks_out += len(chunks)
         if self.first_token_at is None and self.chunks_out > 1:
             self.first_token_at = time.time()
-        return b"".join(encode_data(c) for c in chunks)
+        dumps = orjson.dumps
+        return b"".join([b"data: " + dumps(c) + b"\n\n" for c in chunks])
 
 
 def run_body(machine: ChatStream, body: bytes) -> list[dict[str, Any]]:

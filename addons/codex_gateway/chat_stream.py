@@ -84,6 +84,7 @@ class ChatStream:
         self._open: _Call | None = None
         self._next_index = 0
         self._text_items: set[str] = set()
+        self._last_text_key: tuple[Any, Any] | None = None
         self._reasoning_parts: set[tuple[str, int]] = set()
         self._reasoning_items: set[str] = set()
         self._has_reasoning = False
@@ -163,7 +164,10 @@ class ChatStream:
             self.ignored_items.append(str(kind))
 
     def _on_text_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
-        self._text_items.update(_delta_keys(event))
+        key = (event.get("output_index"), event.get("item_id"))
+        if key != self._last_text_key:  # hot path: a long answer is thousands of deltas of one item
+            self._last_text_key = key
+            self._text_items.update(_delta_keys(event))
         self._emit_text(_str(event.get("delta")), out)
 
     def _on_refusal_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:

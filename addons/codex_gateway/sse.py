@@ -42,6 +42,12 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
             return []
+        if not (self._tail or self._pending or self._has_data) and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            # The common case: reads holding whole `[event: X]\ndata: {...}` blocks, split without line-by-line work.
+            events = _whole_blocks(chunk)
+            if events is not None:
+                self._event = None
+                return events
         if b"\n" not in chunk and b"\r" not in chunk:
             self._pending.append(chunk)
             return []
@@ -98,6 +104,23 @@ class SSEDecoder:
         elif field == b"event":
             self._event = value.decode("utf-8", "replace")
         # id:, retry: and unknown fields carry nothing a gateway needs.
+
+
+def _whole_blocks(buf: bytes) -> list[SSEEvent] | None:
+    """Events of a buffer made only of `[event: X\n]data: Y\n\n` blocks; None for any other framing (nothing is
+    consumed then, and the general line parser takes over)."""
+    out: list[SSEEvent] = []
+    for block in buf[:-2].split(b"\n\n"):
+        event = None
+        if block.startswith(b"event: "):
+            nl = block.find(b"\n")
+            if nl == -1:
+                return None
+            event, block = block[7:nl].decode("utf-8", "replace"), block[nl + 1 :]
+        if not block.startswith(b"data: ") or b"\n" in block:
+            return None
+        out.append(SSEEvent(event, block[6:].decode("utf-8", "replace")))
+    return out
 
 
 def encode_data(obj: Any) -> bytes:
