@@ -42,11 +42,11 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
             return []
-        if not (self._tail or self._pending or self._has_data) and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+        idle = not (self._tail or self._pending or self._has_data) and self._event is None
+        if idle and chunk.endswith(b"\n\n") and b"\r" not in chunk:
             # The common case: reads holding whole `[event: X]\ndata: {...}` blocks, split without line-by-line work.
             events = _whole_blocks(chunk)
             if events is not None:
-                self._event = None
                 return events
         if b"\n" not in chunk and b"\r" not in chunk:
             self._pending.append(chunk)
