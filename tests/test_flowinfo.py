@@ -309,6 +309,11 @@ def test_summary_line_of_a_retried_flow() -> None:
     )
 
 
+def test_summary_line_of_a_models_request() -> None:
+    meta = {"endpoint": "models", "client": "curl", "client_status": 200, "started": 5.0, "finished_at": 5.002}
+    assert summary_line(meta) == "curl | models | total 2ms"
+
+
 def test_summary_line_of_an_early_local_answer() -> None:
     meta = {"started": 5.0, "finished_at": 5.0015, "client": "curl", "failure_reason": "gateway answered 401: nope"}
     assert summary_line(meta) == "FAILED gateway answered 401: nope | curl | total 2ms"

@@ -140,6 +140,8 @@ def summary_line(meta: dict[str, Any], *, replayed: bool = False) -> str:
     if replayed:
         who += " (replayed)"
     parts.append(who)
+    if meta.get("endpoint") not in (None, "chat.completions"):
+        parts.append(str(meta["endpoint"]))
     if meta.get("model"):
         parts.append(f"{meta['model']} {'stream' if meta.get('stream') else 'non-stream'}")
     if "messages" in meta:
