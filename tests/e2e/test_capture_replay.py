@@ -484,3 +484,22 @@ def test_script_replays_the_openclaw_captures(capture: Capture, live: tuple[Gate
         ["view_image"],
         ["ls"],
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="addon.py's `error` hook has no `not flow.live` guard: flows read back with -r (mitmweb -r, mitmdump -r) "
+    "get finished_at and error overwritten at load time, so the summary's total time becomes the time since capture",
+)
+def test_reading_a_capture_back_keeps_its_summaries(capture: Capture, tmp_path: Path) -> None:
+    out = tmp_path / "reread.flows"
+    args = [
+        str(ROOT / ".venv" / "bin" / "mitmdump"),
+        *("-n", "-q", "-s", str(ROOT / "addons" / "gateway.py"), "-r", str(capture.path), "-w", str(out)),
+        *("--set", f"confdir={tmp_path / 'confdir'}", "--set", f"codex_home={capture.home}"),
+        *("--set", f"gateway_home={tmp_path / 'gateway-home'}"),
+    ]
+    subprocess.run(args, check=True, capture_output=True, timeout=60)
+    before = {f.id: (f.comment, f.metadata[META].get("finished_at")) for f in capture.flows if META in f.metadata}
+    after = {f.id: (f.comment, f.metadata[META].get("finished_at")) for f in _read_flows(out, 1) if META in f.metadata}
+    assert {k: after[k] for k in before} == before
