@@ -11,6 +11,7 @@ from codex_gateway import commands
 from codex_gateway.flowinfo import FAILED_MARK
 from codex_gateway.flowinfo import META
 from codex_gateway.flowinfo import annotate
+from codex_gateway.flowinfo import chat_meta_of
 from codex_gateway.flowinfo import client_name
 from codex_gateway.flowinfo import failure_of
 from codex_gateway.flowinfo import sanitized_request
@@ -484,3 +485,17 @@ def test_running_adds_the_comment_column_only_under_mitmweb() -> None:
     with taddons.context() as tctx:
         commands.running()  # mitmdump: the option does not exist, nothing happens
         assert "web_columns" not in tctx.options
+
+
+def test_only_chat_flows_count_as_chat_flows() -> None:
+    chat = gateway_flow(b"", finished_meta())
+    early = gateway_flow(b"", {"started": 1.0, "client_status": 401, "error": "key"})
+    images = gateway_flow(b"", {**finished_meta(), "endpoint": "images.generations"})
+    models = gateway_flow(b"", {"endpoint": "models", "client": "curl", "client_status": 200})
+    assert [chat_meta_of(f) is not None for f in (chat, early, images, models, tflow.tflow())] == [
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]

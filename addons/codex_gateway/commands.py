@@ -27,8 +27,8 @@ from mitmproxy import http
 from mitmproxy.hooks import UpdateHook
 
 from . import contentviews
-from .flowinfo import META
 from .flowinfo import annotate as annotate_flow
+from .flowinfo import chat_meta_of
 
 __all__ = ["load", "running", "usage_table", "summary_lines", "runs_table", "usage", "summary", "runs", "annotate"]
 
@@ -40,12 +40,7 @@ WEB_COLUMN = "comment"
 
 def gateway_meta(flows: Iterable[flow.Flow]) -> list[tuple[flow.Flow, dict[str, Any]]]:
     """The gateway chat flows among `flows`, with their metadata."""
-    out = []
-    for f in flows:
-        meta = f.metadata.get(META) if isinstance(f, http.HTTPFlow) else None
-        if isinstance(meta, dict) and "original_request" in meta:
-            out.append((f, meta))
-    return out
+    return [(f, meta) for f in flows if (meta := chat_meta_of(f)) is not None]
 
 
 @dataclass

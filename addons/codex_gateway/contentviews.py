@@ -30,7 +30,7 @@ from mitmproxy.contentviews import SyntaxHighlight
 from .chat_sse import run_body
 from .chat_stream import ChatStream
 from .errors import upstream_error
-from .flowinfo import META
+from .flowinfo import chat_meta_of
 from .flowinfo import upstream_body
 from .sse import SSEDecoder
 from .sse import SSEEvent
@@ -442,8 +442,7 @@ def _gateway_meta(metadata: Metadata) -> Mapping[str, Any] | None:
     flow = metadata.flow
     if not isinstance(flow, http.HTTPFlow) or flow.response is None or metadata.http_message is not flow.response:
         return None
-    meta = flow.metadata.get(META)
-    return meta if isinstance(meta, dict) and "original_request" in meta else None
+    return chat_meta_of(flow)
 
 
 # -- small helpers -------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "summary_line",
     "annotate",
     "upstream_body",
+    "chat_meta_of",
 ]
 
 META = "codex_gateway"
@@ -198,6 +199,14 @@ def annotate(flow: http.HTTPFlow) -> None:
         meta["failure"], meta["failure_reason"] = failure
         flow.marked = FAILED_MARK
     flow.comment = summary_line(meta, replayed=flow.is_replay == "response")
+
+
+def chat_meta_of(flow: Any) -> dict[str, Any] | None:
+    """The gateway metadata of a chat.completions flow (translated or answered locally after parsing), else None."""
+    meta = flow.metadata.get(META) if isinstance(flow, http.HTTPFlow) else None
+    if not isinstance(meta, dict) or "original_request" not in meta:
+        return None
+    return meta if meta.get("endpoint", "chat.completions") == "chat.completions" else None
 
 
 def upstream_body(flow: http.HTTPFlow) -> bytes | None:
