@@ -13,6 +13,23 @@ Wiring (addon):
         Content-Type: application/json, plus upstream_session_headers(client_headers, req.session_id)
     req.stream → install responses_stream.ResponsesSSEPassThrough; else aggregate (responses_stream)
 
+The Codex CLI with the gateway as its backend (`~/.codex/config.toml`; verified with codex-cli 0.171.0, whose
+requests are recorded in tests/fixtures/codex_cli; `env_key` only when the gateway has a `gateway_api_key`):
+
+    model = "gpt-5.4"
+    model_provider = "codex-gateway"
+
+    [model_providers.codex-gateway]
+    name = "codex-gateway"
+    base_url = "http://127.0.0.1:8080/v1"
+    wire_api = "responses"
+    env_key = "CODEX_GATEWAY_KEY"
+    supports_websockets = false
+
+It then sends no `instructions` (its prompt is the first developer message), `session-id`/`thread-id`/
+`x-client-request-id` and `x-codex-*` turn headers, client-made `msg_<uuid>` ids, and on later requests of a
+turn the server-style `rs_`/`fc_` ids of the previous answer's items.
+
 Fix-ups, each one deterministic (equal request bytes give equal upstream bytes, so server replay matches):
 
 - `stream: true` and `store: false` are always sent; the client's `stream` decides how it is answered.
