@@ -39,6 +39,7 @@ from tests.gateway_process import GatewayProcess
 from tests.gateway_process import write_codex_home
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+BAD_REQUEST = {"model": "gpt-5.4", "messages": []}
 RATE_LIMITED = "Rate limit reached for gpt-5.4. Please try again in 2s."
 SYSTEM = "<!-- openclaw:attempt:STABLE -->\nYou are a personal assistant running inside OpenClaw."
 TOOLS = [
@@ -127,8 +128,21 @@ class Capture:
     flows: list[http.HTTPFlow]
 
     def chat_flow(self, name: str) -> http.HTTPFlow:
-        index = [e.name for e in self.exchanges].index(name)
-        return [f for f in self.flows if META in f.metadata and "model" in f.metadata[META]][index]
+        """The saved flow of an exchange, found by its request (flows are saved in the order they end)."""
+        return self.flows[self.index(next(e.body for e in self.exchanges if e.name == name))]
+
+    def index(self, body: dict[str, Any]) -> int:
+        """Where the flow of a chat request is in the file (scripts/replay_capture.py names it `sessions#<index>`)."""
+        (found,) = [
+            i
+            for i, f in enumerate(self.flows)
+            if "original_request" in f.metadata.get(META, {})
+            and orjson.loads(f.metadata[META]["original_request"]["body"]) == body
+        ]
+        return found
+
+    def in_file_order(self) -> list[Exchange]:
+        return sorted(self.exchanges, key=lambda e: self.index(e.body))
 
 
 def _send(base_url: str, key: str, ex: Exchange) -> None:
@@ -431,22 +445,26 @@ def live(
 def test_script_replays_a_gateway_capture(capture: Capture, live: tuple[GatewayProcess, FakeCodexBackend]) -> None:
     gw, backend = live
     backend.reset()
-    for ex in capture.exchanges:  # the same answers again; the two requests that got none now get text
+    for ex in capture.in_file_order():  # the same answers again; the two requests that got none now get text
         backend.enqueue(ex.script if ex.replayable else SSEScript(ev.text("complete this time")))
     code, results = _run_script(str(capture.path), "--gateway", gw.base_url, "--api-key", capture.key)
-    verdicts = {
-        r["name"].split("#")[1]: (r["status"], r["verdict"], r["finish_reason"], r["tool_calls"]) for r in results
-    }
+    got = {r["name"]: (r["status"], r["verdict"], r["finish_reason"], r["tool_calls"]) for r in results}
+    cut = capture.chat_flow("cut").error
     assert code == 0, results
-    assert verdicts == {
-        "0": (200, "same shape", "tool_calls", ["read"]),
-        "1": (200, "same shape", "stop", []),
-        "2": (429, "error as recorded", None, []),
-        "3": (200, "error as recorded", None, []),
-        "4": (200, "no recorded answer (Client disconnected.)", "stop", []),
-        "5": (200, "no recorded answer (" + capture.chat_flow("cut").error.msg + ")", "stop", []),  # type: ignore[union-attr]
-        "7": (400, "error as recorded", None, []),
+    assert cut is not None
+    assert got == {
+        _name(capture, "streamed"): (200, "same shape", "tool_calls", ["read"]),
+        _name(capture, "buffered"): (200, "same shape", "stop", []),
+        _name(capture, "upstream_error"): (429, "error as recorded", None, []),
+        _name(capture, "error_event"): (200, "error as recorded", None, []),
+        _name(capture, "disconnect"): (200, "no recorded answer (Client disconnected.)", "stop", []),
+        _name(capture, "cut"): (200, f"no recorded answer ({cut.msg})", "stop", []),
+        f"sessions#{capture.index(BAD_REQUEST)}": (400, "error as recorded", None, []),
     }
+
+
+def _name(capture: Capture, exchange: str) -> str:
+    return f"sessions#{capture.index(next(e.body for e in capture.exchanges if e.name == exchange))}"
 
 
 def test_script_reports_a_recorded_error_answered_with_200_and_real_mismatches(
@@ -455,15 +473,16 @@ def test_script_reports_a_recorded_error_answered_with_200_and_real_mismatches(
     gw, backend = live
     backend.reset()  # every request gets the fake's default text answer
     code, results = _run_script(str(capture.path), "--gateway", gw.base_url, "--api-key", capture.key)
-    verdicts = {r["name"].split("#")[1]: (r["verdict"], r["details"]) for r in results}
+    got = {r["name"]: (r["verdict"], r["details"]) for r in results}
     assert code == 1
-    assert verdicts["0"] == (
+    assert got[_name(capture, "streamed")] == (
         "MISMATCH",
         ["finish_reason 'stop' != recorded 'tool_calls'", "tool calls [] != recorded ['read']"],
     )
-    assert verdicts["1"] == ("same shape", [])
-    assert verdicts["2"] == ("recorded error 429, answered 200 now", [])
-    assert verdicts["3"] == ("recorded error event, answered 200 now", [])
+    assert got[_name(capture, "buffered")] == ("same shape", [])
+    assert got[_name(capture, "upstream_error")] == ("recorded error 429, answered 200 now", [])
+    assert got[_name(capture, "error_event")] == ("recorded error event, answered 200 now", [])
+    assert [r["mismatch"] for r in results].count(True) == 1
 
 
 def test_script_replays_the_openclaw_captures(capture: Capture, live: tuple[GatewayProcess, FakeCodexBackend]) -> None:
