@@ -53,10 +53,10 @@ async def test_hook_exception_answers_500_and_forwards_nothing(
 ) -> None:
     gw, _ = gateway
 
-    def boom(raw: bytes) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(addon_module, "translate_chat_request", boom)
+    monkeypatch.setattr(addon_module, "prepare_upstream", boom)
     f = _flow()
     await gw.request(f)
     assert f.response is not None and f.response.status_code == 500

@@ -18,6 +18,11 @@ ROUTES = [
     ("GET", "/models", Route.MODELS),
     ("GET", "/v1/models/", Route.MODELS),
     ("GET", "/v1/models?limit=5", Route.MODELS),
+    ("POST", "/v1/responses", Route.RESPONSES),
+    ("POST", "/v1/responses/compact", Route.COMPACT),
+    ("GET", "/v1/models/gpt-5-codex", Route.MODEL),
+    ("POST", "/v1/images/generations", Route.IMAGES_GENERATIONS),
+    ("POST", "/v1/images/edits", Route.IMAGES_EDITS),
 ]
 
 
@@ -29,10 +34,10 @@ def test_route(method: str, path: str, route: Route) -> None:
 NOT_FOUND = [
     ("GET", "/"),
     ("GET", "/v1"),
-    ("POST", "/v1/responses"),
+    ("POST", "/v1/responses/resp_1/cancel"),
     ("POST", "/v1/completions"),
     ("POST", "/v1/embeddings"),
-    ("GET", "/v1/models/gpt-5-codex"),
+    ("GET", "/v1/models/a/b"),
     ("POST", "/v1/chat/completions/extra"),
     ("POST", "/v1/v1/chat/completions"),
     ("POST", "/v2/chat/completions"),
@@ -105,3 +110,9 @@ def test_check_body_rejects(content_type: str, size: int, limit: int, status: in
     with pytest.raises(GatewayError) as e:
         check_body(content_type, size, limit)
     assert (e.value.status, e.value.code) == (status, code)
+
+
+def test_model_id_is_percent_decoded() -> None:
+    from codex_gateway.routes import model_id
+
+    assert model_id("/v1/models/gpt-5.4%20mini?x=1") == "gpt-5.4 mini"

@@ -32,14 +32,15 @@ from .answer_writer import json_response
 from .answer_writer import write_answer
 from .auth import CodexAuthFile
 from .auth import Credentials
-from .chat_request import translate_chat_request
-from .chat_sse import ChatSSETranslator
 from .client_answer import ClientAnswer
-from .client_answer import buffered_answer
-from .client_answer import machine_for
 from .cors import allowed_origin
 from .cors import cors_headers
 from .cors import preflight_headers
+from .endpoints import StreamCallable
+from .endpoints import buffered_answer
+from .endpoints import prepare_upstream
+from .endpoints import stream_outcome
+from .endpoints import stream_translator
 from .errors import GatewayError
 from .flowinfo import META
 from .flowinfo import annotate
@@ -52,15 +53,18 @@ from .headers import upstream_headers
 from .listeners import DEFAULT_LISTEN
 from .listeners import DefaultListenerErrors
 from .listeners import public_listeners
-from .models import list_models
+from .model_catalog import ModelCatalog
+from .model_catalog import list_object
 from .recovery import UpstreamAnswer
 from .recovery import needs_recovery
 from .recovery import recover
 from .recovery import send_upstream
 from .routes import Route
 from .routes import check_body
+from .routes import model_id
 from .routes import route_for
 from .settings import Settings
+from .settings import deferred_option_problems
 from .settings import parse_settings
 from .settings import register_options
 
@@ -77,9 +81,11 @@ class CodexGateway:
     """
 
     def __init__(self) -> None:
+        _fail_closed_on_bad_options()
         self.settings: Settings | None = None
         self.auth: CodexAuthFile | None = None  # read-only view of auth.json, used while replaying
         self.pool: AccountPool | None = None
+        self.catalog: ModelCatalog | None = None
         self._leases: dict[str, Lease] = {}
         self._http: httpx.AsyncClient | None = None
         self._switch_listener: DefaultListenerErrors | None = None
@@ -105,6 +111,12 @@ class CodexGateway:
         ):
             self.auth = CodexAuthFile(settings.codex_home)
             self.pool = AccountPool(settings.codex_home, settings.gateway_home, settings.issuer)
+        if old is None or (old.codex_home, old.gateway_home, old.upstream) != (
+            settings.codex_home,
+            settings.gateway_home,
+            settings.upstream,
+        ):
+            self.catalog = ModelCatalog(settings.codex_home, settings.gateway_home, settings.upstream_url(""))
         self.settings = settings
         if "codex_idle_timeout" in updated:
             # mitmproxy closes a connection after tcp_timeout seconds without traffic: a stalled upstream stream
@@ -165,15 +177,18 @@ class CodexGateway:
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META)
         response = flow.response
-        if not meta or response is None or "client_status" in meta:
+        if not meta or response is None or "client_status" in meta or not flow.live:
             return
         redact_request(flow.request.headers)  # sent already; from here on the flow is shown and may be saved
         lease = self._leases.get(flow.id)
         if lease is not None and self.pool is not None:
             self.pool.record_headers(lease, response.headers)
-        if not (200 <= response.status_code < 300) or not meta["stream"] or response.raw_content is not None:
-            return  # buffered: non-streaming client, upstream error or replayed body; translated in `response`
-        response.stream = ChatSSETranslator(machine_for(meta))
+        if not (200 <= response.status_code < 300) or response.raw_content is not None:
+            return  # buffered: upstream error or replayed body; translated in `response`
+        stream = stream_translator(meta)
+        if stream is None:
+            return  # a non-streaming client: buffered and answered in `response`
+        response.stream = stream
         response.headers = client_response_headers(
             response.headers, "text/event-stream", chunked=flow.request.http_version == "HTTP/1.1"
         )
@@ -183,23 +198,14 @@ class CodexGateway:
     async def response(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META)
         response = flow.response
-        if not meta or response is None or "client_status" in meta:
+        if not meta or response is None or "client_status" in meta or not flow.live:
             return
         try:
-            translator = response.stream if isinstance(response.stream, ChatSSETranslator) else None
-            if translator is not None:
+            stream = response.stream if isinstance(response.stream, StreamCallable) else None
+            if stream is not None:
                 # The client has its answer; keep the raw upstream SSE in the flow for capture and replay.
-                response.raw_content = translator.raw_body()
-                machine = translator.machine
-                meta.update(
-                    client_status=response.status_code,
-                    finish_reason=machine.finish_reason,
-                    usage=machine.usage,
-                    tool_calls=machine.tool_call_names,
-                    first_token_at=translator.first_token_at,
-                )
-                if machine.error is not None:
-                    meta["error"] = machine.error["message"]
+                response.raw_content = stream.raw_body()
+                meta.update(client_status=response.status_code, **stream_outcome(stream))
             else:
                 body = response.get_content(strict=False) or b""
                 if response.status_code >= 300:
@@ -222,7 +228,7 @@ class CodexGateway:
 
     def error(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META)
-        if not meta:
+        if not meta or not flow.live:  # flows read from a file (-r) keep their recorded summary
             return
         redact_request(flow.request.headers)
         self._deferred.pop(flow.id, None)
@@ -243,22 +249,14 @@ class CodexGateway:
             return
         self._check_key(flow, settings.api_key)
         route = route_for(flow.request.method, flow.request.path)
-        if route is Route.MODELS:
-            flow.response = json_response(200, list_models(settings.codex_home), origin)
-            flow.metadata[META] = {
-                "endpoint": "models",
-                "client": client_name(flow.request.headers, None),
-                "client_status": 200,
-                "started": flow.request.timestamp_start,
-                "finished_at": time.time(),
-            }
-            annotate(flow)
+        if route in (Route.MODELS, Route.MODEL):
+            await self._answer_models(flow, route, origin)
             return
-        assert route is Route.CHAT
         raw = flow.request.get_content(strict=False) or b""
-        check_body(flow.request.headers.get("content-type"), len(raw), settings.body_limit)
+        content_type = flow.request.headers.get("content-type")
+        check_body(content_type, len(raw), settings.body_limit, multipart=route is Route.IMAGES_EDITS)
         meta: dict[str, Any] = {
-            "endpoint": "chat.completions",
+            "endpoint": route.value,
             "started": flow.request.timestamp_start,
             "client": client_name(flow.request.headers, _json_or_none(raw)),
             "trace": trace_id(flow.request.headers),
@@ -266,27 +264,56 @@ class CodexGateway:
             "original_request": sanitized_request(flow.request.method, flow.request.path, flow.request.headers, raw),
         }
         flow.metadata[META] = meta
-        req = translate_chat_request(raw)
-        meta.update(
-            model=req.model,
-            stream=req.stream,
-            include_usage=req.include_usage,
-            stop=list(req.stop),
-            dropped=req.dropped,
-            messages=req.message_count,
-            tools=req.tool_count,
+        upstream = prepare_upstream(
+            route, raw, content_type, flow.request.headers.items(multi=True), image_orchestrator=settings.image_model
         )
-        meta["session_id"] = req.session_id
-        creds = await self._credentials(flow, req.session_id)
+        meta.update(upstream.meta, session_headers=upstream.session_headers)
+        if route in (Route.CHAT, Route.RESPONSES):
+            self.catalog_check(upstream.meta["model"])
+        creds = await self._credentials(flow, meta.get("session_id"))
         meta["account"] = creds.label if creds else None
         flow.request.method = "POST"
-        flow.request.url = settings.upstream_url("/responses")
+        flow.request.url = settings.upstream_url(upstream.path)
         flow.request.headers = http.Headers(
-            [(k.encode(), v.encode()) for k, v in upstream_headers(settings, creds, req.session_id).items()]
+            [(k.encode(), v.encode()) for k, v in upstream_headers(settings, creds, upstream.session_headers)]
         )
-        flow.request.content = req.body_bytes()
+        flow.request.content = upstream.body
 
-    async def _credentials(self, flow: http.HTTPFlow, session_id: str) -> Credentials | None:
+    def catalog_check(self, model: str) -> None:
+        if self.catalog is not None:
+            self.catalog.check(model)  # a 404 only while the live catalog is authoritative
+
+    async def _answer_models(self, flow: http.HTTPFlow, route: Route, origin: str | None) -> None:
+        assert self.catalog is not None
+        headers = None
+        if not ("server_replay" in ctx.options and ctx.options.server_replay):
+            try:
+                assert self.pool is not None and self.settings is not None
+                lease = await self.pool.acquire()
+                headers = dict(upstream_headers(self.settings, lease.credentials, []))
+                del headers["Host"]
+            except GatewayError:
+                headers = None  # no usable login: the cached or built-in list still answers
+        models = await self.catalog.models(headers, self._client())
+        payload = list_object(models) if route is Route.MODELS else self.catalog.retrieve(model_id(flow.request.path))
+        flow.response = json_response(200, payload, origin)
+        flow.metadata[META] = {
+            "endpoint": route.value,
+            "client": client_name(flow.request.headers, None),
+            "client_status": 200,
+            "started": flow.request.timestamp_start,
+            "finished_at": time.time(),
+            "models_source": self.catalog.source,
+        }
+        annotate(flow)
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            timeout = self.settings.idle_timeout if self.settings else 300
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15))
+        return self._http
+
+    async def _credentials(self, flow: http.HTTPFlow, session_id: str | None) -> Credentials | None:
         """A lease from the account pool; while server-replaying, whatever auth.json holds (or nothing):
         recorded answers need no login and no refresh may happen offline."""
         if "server_replay" in ctx.options and ctx.options.server_replay:
@@ -336,6 +363,7 @@ class CodexGateway:
         if final is first or not final.notes:
             return body
         meta["retries"] = final.notes
+        meta["upstream_status"] = final.status if final.status >= 300 else None
         meta["account"] = final.lease.credentials.label
         response.status_code = final.status
         response.headers = http.Headers([(k.encode(), v.encode()) for k, v in final.headers.items()])
@@ -347,11 +375,9 @@ class CodexGateway:
     ) -> tuple[int, dict[str, str], bytes]:
         settings = self.settings
         assert settings is not None
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(settings.idle_timeout, connect=15))
-        headers = upstream_headers(settings, lease.credentials, meta.get("session_id", ""))
+        headers = dict(upstream_headers(settings, lease.credentials, meta.get("session_headers", [])))
         del headers["Host"]
-        return await send_upstream(self._http, settings.upstream_url("/responses"), headers, flow.request.content)
+        return await send_upstream(self._client(), flow.request.url, headers, flow.request.content)
 
     async def done(self) -> None:
         if self._http is not None:
@@ -396,3 +422,19 @@ def _json_or_none(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
+
+
+def _fail_closed_on_bad_options() -> None:
+    """A `--set` value mitmproxy cannot parse would keep this script from loading without a word, and mitmproxy
+    would then forward requests untranslated (with the client's credentials). Stop instead."""
+    master = getattr(ctx, "master", None)
+    if master is None:
+        return
+    problems = deferred_option_problems(master.options)
+    if problems:
+        for problem in problems:
+            logger.error(f"codex-gateway: {problem}")  # during start-up, mitmproxy exits 1 on a logged error
+        proxyserver = master.addons.get("proxyserver")
+        if proxyserver is not None and proxyserver.is_running:
+            master.shutdown()  # a hot reload: nothing else would stop the untranslated forwarding
+        raise ValueError("codex-gateway: refusing to start with invalid options: " + "; ".join(problems))

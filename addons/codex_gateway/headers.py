@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mitmproxy import http
@@ -38,20 +39,19 @@ def redact_request(headers: http.Headers) -> None:
             headers[name] = REDACTED
 
 
-def upstream_headers(settings: Settings, creds: Credentials | None, session_id: str) -> dict[str, str]:
-    """The whole header set of an upstream request: nothing of the client's is forwarded."""
-    headers = {"Host": settings.upstream.netloc}
+def upstream_headers(
+    settings: Settings, creds: Credentials | None, session_headers: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The whole header set of an upstream request: nothing of the client's is forwarded except the Codex
+    session headers the endpoint chose (`session_id`, and for Responses clients their turn headers)."""
+    headers = [("Host", settings.upstream.netloc)]
     if creds is not None:  # absent only while replaying offline
-        headers["Authorization"] = f"Bearer {creds.access_token}"
-        headers["ChatGPT-Account-ID"] = creds.account_id
-    headers.update(
-        {
-            "originator": settings.originator,
-            "User-Agent": settings.user_agent,
-            "session_id": session_id,
-            "Accept": "text/event-stream",
-            "Content-Type": "application/json",
-            "Accept-Encoding": "identity",
-        }
-    )
+        headers += [("Authorization", f"Bearer {creds.access_token}"), ("ChatGPT-Account-ID", creds.account_id)]
+    headers += [("originator", settings.originator), ("User-Agent", settings.user_agent)]
+    headers += [(k, v) for k, v in session_headers]
+    headers += [
+        ("Accept", "text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("Accept-Encoding", "identity"),
+    ]
     return headers

@@ -3,33 +3,54 @@
 from __future__ import annotations
 
 from enum import Enum
+from urllib.parse import unquote
 
 from .errors import GatewayError
 
-__all__ = ["Route", "route_for"]
+__all__ = ["Route", "route_for", "model_id", "check_body"]
 
 
 class Route(Enum):
     CHAT = "chat.completions"
+    RESPONSES = "responses"
+    COMPACT = "responses.compact"
     MODELS = "models"
+    MODEL = "models.retrieve"
+    IMAGES_GENERATIONS = "images.generations"
+    IMAGES_EDITS = "images.edits"
 
 
 # path (without the optional /v1 prefix) → (route, allowed method)
 _ROUTES: dict[str, tuple[Route, str]] = {
     "/chat/completions": (Route.CHAT, "POST"),
+    "/responses": (Route.RESPONSES, "POST"),
+    "/responses/compact": (Route.COMPACT, "POST"),
     "/models": (Route.MODELS, "GET"),
+    "/images/generations": (Route.IMAGES_GENERATIONS, "POST"),
+    "/images/edits": (Route.IMAGES_EDITS, "POST"),
 }
 
 
-def route_for(method: str, path: str) -> Route:
+def _bare(path: str) -> str:
     bare = path.split("?", 1)[0].rstrip("/") or "/"
-    if bare.startswith("/v1/"):
-        bare = bare[3:]
+    return bare[3:] if bare.startswith("/v1/") else bare
+
+
+def model_id(path: str) -> str:
+    """The `{id}` of `/v1/models/{id}` (percent-decoded)."""
+    return unquote(_bare(path)[len("/models/") :])
+
+
+def route_for(method: str, path: str) -> Route:
+    bare = _bare(path)
     entry = _ROUTES.get(bare)
+    if entry is None and bare.startswith("/models/") and "/" not in bare[len("/models/") :]:
+        entry = (Route.MODEL, "GET")
     if entry is None:
         raise GatewayError(
             404,
-            f"Unknown path {path.split('?', 1)[0]!r}: this gateway serves /v1/chat/completions and /v1/models.",
+            f"Unknown path {path.split('?', 1)[0]!r}: this gateway serves /v1/chat/completions, /v1/responses, "
+            "/v1/models and /v1/images.",
             code="unknown_url",
         )
     route, allowed = entry
@@ -43,7 +64,7 @@ def route_for(method: str, path: str) -> Route:
     return route
 
 
-def check_body(content_type: str | None, size: int, limit: int) -> None:
+def check_body(content_type: str | None, size: int, limit: int, *, multipart: bool = False) -> None:
     """JSON arrives as application/json, with no content type, or as the form type `curl -d` sends."""
     if size > limit:
         raise GatewayError(
@@ -52,6 +73,8 @@ def check_body(content_type: str | None, size: int, limit: int) -> None:
             code="request_too_large",
         )
     media = (content_type or "").split(";", 1)[0].strip().lower()
+    if multipart and media == "multipart/form-data":
+        return
     if media and media not in _JSON_MEDIA and not media.endswith("+json"):
         raise GatewayError(
             415,

@@ -10,12 +10,14 @@ from typing import Any
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
+from mitmproxy import exceptions
+from mitmproxy import optmanager
 from mitmproxy.utils import human
 
 from . import __version__
 from .auth import default_codex_home
 
-__all__ = ["Settings", "register_options", "parse_settings", "DEFAULT_UPSTREAM"]
+__all__ = ["Settings", "register_options", "parse_settings", "deferred_option_problems", "DEFAULT_UPSTREAM"]
 
 DEFAULT_UPSTREAM = "https://chatgpt.com/backend-api/codex"
 
@@ -51,6 +53,7 @@ _OPTIONS: list[tuple[str, Any, Any, str]] = [
         "Browser origins allowed to call the gateway (CORS is off when empty).",
     ),
     ("gateway_allow_public", bool, False, "Allow listening on a non-loopback address without gateway_api_key."),
+    ("codex_image_model", str, "gpt-5.4-mini", "Model that orchestrates the image_generation tool for /v1/images."),
     ("codex_idle_timeout", int, 300, "Seconds without upstream data after which a streamed answer is cut off."),
 ]
 
@@ -68,6 +71,7 @@ class Settings:
     cors_origins: frozenset[str]
     allow_public: bool
     idle_timeout: int
+    image_model: str
 
     def upstream_url(self, path: str) -> str:
         return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
@@ -112,4 +116,24 @@ def parse_settings(options: Any) -> Settings:
         cors_origins=frozenset(options.gateway_cors_origins),
         allow_public=options.gateway_allow_public,
         idle_timeout=int(options.codex_idle_timeout),
+        image_model=options.codex_image_model,
     )
+
+
+def deferred_option_problems(options: Any) -> list[str]:
+    """`--set` values for this addon's options that mitmproxy would fail to parse when the script registers.
+
+    mitmproxy raises such an error inside the script loader, where it is swallowed: the addon would silently not
+    load and mitmproxy would forward requests untranslated. Checking first lets the addon fail closed instead.
+    """
+    deferred = getattr(options, "deferred", None) or {}
+    problems = []
+    for name, typespec, default, help_text in _OPTIONS:
+        values = getattr(deferred.get(name), "val", None)
+        if values is None:
+            continue
+        try:
+            options._parse_setval(optmanager._Option(name, typespec, default, help_text, None), values)
+        except exceptions.OptionsError as e:
+            problems.append(str(e))
+    return problems

@@ -505,11 +505,6 @@ def test_script_replays_the_openclaw_captures(capture: Capture, live: tuple[Gate
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="addon.py's `error` hook has no `not flow.live` guard: flows read back with -r (mitmweb -r, mitmdump -r) "
-    "get finished_at and error overwritten at load time, so the summary's total time becomes the time since capture",
-)
 def test_reading_a_capture_back_keeps_its_summaries(capture: Capture, tmp_path: Path) -> None:
     out = tmp_path / "reread.flows"
     args = [
