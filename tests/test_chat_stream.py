@@ -205,7 +205,6 @@ def test_text_both_in_deltas_and_in_done_item_is_not_duplicated() -> None:
     assert got.content == "Hello"
 
 
-
 @pytest.mark.parametrize(
     "events, field",
     [
