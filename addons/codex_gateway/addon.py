@@ -1,9 +1,10 @@
 """The mitmproxy addon: guard clauses and glue around the pure translation modules.
 
-Data flow (see DESIGN.md): `request` validates and rewrites the client's flow in place into a Codex Responses
-request; `responseheaders` installs the streaming translator on successful upstream answers for streaming
-clients; `response` translates everything that was buffered (non-streaming clients, upstream errors, replayed
-responses) with the same state machine and stores the raw upstream SSE in the flow.
+Data flow: `request` validates and rewrites the client's flow in place into a Codex request (endpoints.py);
+`responseheaders` installs the streaming translator on successful upstream answers for streaming clients;
+`response` translates everything that was buffered (non-streaming clients, upstream errors, replayed responses)
+with the same state machines, after retrying a 401 or a usage limit as a side request (recovery.py), and keeps
+the raw upstream answer in the flow for capture and replay (answer_writer.py).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ logger = logging.getLogger(__name__)
 
 
 class CodexGateway:
-    """Serves OpenAI `/v1/chat/completions` and `/v1/models` from the Codex backend with a ChatGPT login.
+    """Serves the OpenAI API (chat completions, responses, models, images) from the Codex backend with a
+    ChatGPT login.
 
     - Only flows that arrive on a reverse-proxy listener are handled; other modes are left alone.
     - Nothing untranslated is ever forwarded: unknown paths get a 404, bad requests a 400, and an exception
