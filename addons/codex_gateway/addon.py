@@ -175,6 +175,8 @@ class CodexGateway:
         if flow.response is not None:
             # Answered here: the client's own credentials (the gateway key) must not stay in a saved flow.
             redact_request(flow.request.headers)
+            if flow.request.method == "HEAD":  # RFC 9110: no content, or keep-alive clients misread the stream
+                flow.response.raw_content = b""
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META)

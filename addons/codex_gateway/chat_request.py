@@ -316,12 +316,15 @@ def _param(loc: tuple[int | str, ...]) -> str:
     out = ""
     skip_tag_of: str | None = None
     last_key = ""
-    for part in loc:
+    for n, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
             skip_tag_of = last_key
             continue
-        if skip_tag_of in _TAGS and part in _TAGS[skip_tag_of]:
+        # After a list index, pydantic names the member of a discriminated union (a message's role, a user
+        # content part's type); a plain list of text parts has no such tag, so a last "text" is the field.
+        is_tag = skip_tag_of in _TAGS and part in _TAGS[skip_tag_of]
+        if is_tag and (skip_tag_of == "messages" or n < len(loc) - 1):
             skip_tag_of = None
             continue
         skip_tag_of = None

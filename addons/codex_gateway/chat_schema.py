@@ -10,6 +10,7 @@ from typing import Annotated
 from typing import Any
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
@@ -17,8 +18,25 @@ from pydantic import StrictBool
 from pydantic import StrictFloat
 from pydantic import StrictInt
 from pydantic import StrictStr
+from pydantic import field_validator
 
 Number = StrictInt | StrictFloat
+MAX_SCHEMA_DEPTH = 100  # orjson writes at most 254 levels; real schemas are a handful deep
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion (a hostile schema must not blow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_SCHEMA_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
@@ -39,6 +57,14 @@ class ImageURL(_Loose):
     url: StrictStr = Field(min_length=1)
     detail: Literal["auto", "low", "high"] | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _image_reference(cls, url: str) -> str:
+        lower = url[:40].lower()
+        if lower.startswith(("http://", "https://")) or (lower.startswith("data:image/") and ";base64," in url):
+            return url
+        raise ValueError("expected an http(s) URL or a base64 data URL of an image (data:image/png;base64,...)")
+
 
 class ImagePart(_Loose):
     type: Literal["image_url"]
@@ -57,6 +83,16 @@ AssistantPart = Annotated[TextPart | RefusalPart, Field(discriminator="type")]
 class FunctionCall(_Loose):
     name: StrictStr = Field(min_length=1)
     arguments: StrictStr
+
+    @field_validator("arguments")
+    @classmethod
+    def _json_arguments(cls, arguments: str) -> str:
+        # The backend takes call arguments as a JSON string; say so here, naming the client's own field.
+        try:
+            orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            raise ValueError("expected a JSON string (the arguments the model produced)") from None
+        return arguments
 
 
 class ToolCall(_Loose):
@@ -100,10 +136,21 @@ Message = Annotated[SystemMessage | UserMessage | AssistantMessage | ToolMessage
 
 
 class FunctionDef(_Loose):
-    name: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: StrictStr = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     description: StrictStr | None = None
     parameters: dict[str, Any] | None = None
     strict: StrictBool | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is None:
+            return None
+        if schema.get("type", "object") != "object":
+            raise ValueError("expected a JSON Schema of type 'object' describing the function's arguments")
+        if _depth(schema) > MAX_SCHEMA_DEPTH:
+            raise ValueError(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
+        return {"type": "object", "properties": {}, **schema}
 
 
 class FunctionTool(_Loose):
@@ -135,6 +182,13 @@ class JSONSchemaFormat(_Loose):
     description: StrictStr | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: StrictBool | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _shallow_enough(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None and _depth(schema) > MAX_SCHEMA_DEPTH:
+            raise ValueError(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
+        return schema
 
 
 class ResponseFormat(_Loose):

@@ -18,6 +18,7 @@ from dataclasses import field
 from typing import Any
 
 from .chat_completion import completion_from_chunks
+from .errors import failure_status
 from .stop_sequences import StopMatcher
 
 __all__ = ["ChatStream", "chat_usage", "completion_from_chunks"]
@@ -85,6 +86,9 @@ class ChatStream:
         self._next_index = 0
         self._text_items: set[str] = set()
         self._last_text_key: tuple[Any, Any] | None = None
+        self._fed: dict[str, list[str]] = {}  # text deltas per message item, to check them against the item
+        self._fed_current: list[str] = []
+        self._lost_text = False
         self._reasoning_parts: set[tuple[str, int]] = set()
         self._reasoning_items: set[str] = set()
         self._has_reasoning = False
@@ -167,8 +171,15 @@ class ChatStream:
         key = (event.get("output_index"), event.get("item_id"))
         if key != self._last_text_key:  # hot path: a long answer is thousands of deltas of one item
             self._last_text_key = key
-            self._text_items.update(_delta_keys(event))
-        self._emit_text(_str(event.get("delta")), out)
+            keys = _delta_keys(event)
+            self._text_items.update(keys)
+            known = next((self._fed[k] for k in keys if k in self._fed), None)
+            self._fed_current = known if known is not None else []
+            for k in keys:  # by output_index and by id: a finished item may carry only one of them
+                self._fed[k] = self._fed_current
+        delta = _str(event.get("delta"))
+        self._fed_current.append(delta)
+        self._emit_text(delta, out)
 
     def _on_refusal_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
         self._text_items.update(_delta_keys(event))
@@ -228,7 +239,9 @@ class ChatStream:
             call.done = True
             if call is self._open:
                 self._close_open(out)
-        elif kind == "message" and not seen & self._text_items:
+        elif kind == "message" and seen & self._text_items:
+            self._reconcile_text(item, seen, out)
+        elif kind == "message":
             # Text that arrived only in the finished item (no deltas) still reaches the client.
             for part in _list(item.get("content")):
                 if not isinstance(part, dict):
@@ -265,7 +278,7 @@ class ChatStream:
         self._fail(
             {
                 "message": message or "The upstream model failed to produce an answer.",
-                "type": _error_type(code),
+                "type": failure_status(code)[1],
                 "param": err.get("param") if isinstance(err.get("param"), str) else None,
                 "code": code or "upstream_error",
             },
@@ -329,7 +342,30 @@ class ChatStream:
                 self._open_call(waiting, out)
                 return
 
+    def _reconcile_text(self, item: dict[str, Any], keys: set[str], out: list[Chunk]) -> None:
+        """The finished item holds the whole text. Deltas lost on the way (an unparseable event) show as a
+        difference: a missing tail is sent now; anything else cannot be repaired and fails the answer."""
+        final = "".join(_str(p.get("text")) for p in _list(item.get("content")) if isinstance(p, dict))
+        fed = "".join(next((self._fed[k] for k in keys if k in self._fed), ()))
+        if not final or final == fed:
+            return
+        if final.startswith(fed):
+            self._emit_text(final[len(fed) :], out)
+        else:
+            self._lost_text = True
+
     def _finish(self, reason: str | None, out: list[Chunk]) -> None:
+        if self._lost_text:
+            self._fail(
+                {
+                    "message": "Part of the upstream answer was lost in transit (malformed events); it is incomplete.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": "stream_corrupted",
+                },
+                out,
+            )
+            return
         rest = self._stop.flush()
         if rest:
             out.append(self._chunk({"content": rest}))
@@ -394,14 +430,6 @@ def _list(value: Any) -> list[Any]:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _error_type(code: str | None) -> str:
-    if code in ("rate_limit_exceeded", "usage_limit_reached", "insufficient_quota"):
-        return "rate_limit_error" if code != "insufficient_quota" else "insufficient_quota"
-    if code in ("context_length_exceeded", "invalid_prompt", "cyber_policy"):
-        return "invalid_request_error"
-    return "server_error"
 
 
 _HANDLERS = {

@@ -14,6 +14,7 @@ from .chat_sse import render_completion
 from .chat_sse import run_body
 from .chat_stream import ChatStream
 from .errors import GatewayError
+from .errors import failure_status
 from .errors import upstream_error
 from .sse import DONE
 from .sse import encode_data
@@ -61,8 +62,8 @@ def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, 
         return _with_outcome(answer, machine)
     if machine.error is not None:
         e = machine.error
-        code = 429 if e.get("type") == "rate_limit_error" else 502
-        failure = GatewayError(code, e["message"], type=e["type"], param=e.get("param"), code=e.get("code"))
+        status, etype = failure_status(e.get("code"), e.get("type"))
+        failure = GatewayError(status, e["message"], type=etype, param=e.get("param"), code=e.get("code"))
         return _with_outcome(ClientAnswer.from_error(failure), machine)
     return _with_outcome(ClientAnswer(200, "application/json", orjson.dumps(render_completion(chunks))), machine)
 

@@ -29,6 +29,7 @@ from mitmproxy.contentviews import SyntaxHighlight
 
 from .chat_sse import run_body
 from .chat_stream import ChatStream
+from .errors import failure_status
 from .errors import upstream_error
 from .flowinfo import chat_meta_of
 from .flowinfo import upstream_body
@@ -178,7 +179,7 @@ def _from_codex_sse(data: bytes, meta: Mapping[str, Any] | None) -> ChatAnswer:
     if not streamed:
         answer.chunks = 0
         if answer.error is not None:  # a non-streaming client gets only the failure, as an HTTP error
-            answer.error["status"] = 429 if answer.error.get("type") == "rate_limit_error" else 502
+            answer.error["status"] = failure_status(answer.error.get("code"), answer.error.get("type"))[0]
             answer.content = answer.reasoning = answer.refusal = ""
             answer.tool_calls = []
             answer.usage = None

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["GatewayError", "upstream_error", "STATUS_TYPES"]
+__all__ = ["GatewayError", "upstream_error", "failure_status", "bad_request", "STATUS_TYPES"]
 
 STATUS_TYPES = {
     400: "invalid_request_error",
@@ -55,6 +55,22 @@ class GatewayError(Exception):
         return orjson.dumps(self.payload())
 
 
+def failure_status(code: Any, etype: Any = None) -> tuple[int, str]:
+    """HTTP status and error type for an answer that failed inside the stream, from the upstream error code
+    (protocol reference §2.4): what a non-streamed client gets instead of a 200."""
+    if code in ("rate_limit_exceeded", "usage_limit_reached") or etype == "rate_limit_error":
+        return 429, "rate_limit_error"
+    if code == "insufficient_quota":
+        return 429, "insufficient_quota"
+    if code in ("context_length_exceeded", "invalid_prompt", "cyber_policy", "invalid_request_error") or (
+        etype == "invalid_request_error"
+    ):
+        return 400, "invalid_request_error"
+    if code in ("server_is_overloaded", "slow_down"):
+        return 503, "server_error"
+    return 502, "server_error"
+
+
 def bad_request(message: str, param: str | None = None, code: str | None = "invalid_value") -> GatewayError:
     return GatewayError(400, message, param=param, code=code)
 
@@ -85,13 +101,18 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], now: fl
         code = code or etype or "rate_limit_exceeded"
         if etype == "usage_limit_reached":
             code = "usage_limit_reached"
+        if not message:
+            message = (
+                "The ChatGPT usage limit has been reached."
+                if code == "usage_limit_reached"
+                else "The Codex backend is rate limiting requests; slow down and retry."
+            )
         retry = _retry_after(err if isinstance(err, dict) else {}, headers, now)
         if retry is not None:
             out_headers["retry-after"] = str(retry)
             if retry > 120:
                 # The OpenAI SDK would otherwise sleep through its retries; a usage limit lasts hours.
                 out_headers["x-should-retry"] = "false"
-        message = message or "The ChatGPT usage limit has been reached."
         if code == "usage_limit_reached":
             plan = _s(err.get("plan_type")) if isinstance(err, dict) else None
             when = f" Try again in {_human(retry)}." if retry is not None else ""

@@ -46,8 +46,8 @@ from .chat_stream import chat_usage
 from .client_answer import ClientAnswer
 from .errors import GatewayError
 from .errors import bad_request
+from .errors import failure_status
 from .errors import upstream_error
-from .responses_stream import failure_status
 from .sse import SSEDecoder
 
 __all__ = [

@@ -39,6 +39,7 @@ import orjson
 from .chat_stream import chat_usage
 from .client_answer import ClientAnswer
 from .errors import GatewayError
+from .errors import failure_status
 from .errors import upstream_error
 from .sse import SSEDecoder
 from .sse import SSEEvent
@@ -376,21 +377,6 @@ def buffered_answer(stream: bool, status: int, headers: Mapping[str, str], body:
     answer.usage = machine.summary_usage
     answer.tool_calls = machine.tool_calls
     return answer
-
-
-def failure_status(code: Any, etype: Any = None) -> tuple[int, str]:
-    """HTTP status and error type for a failed answer, from the upstream error code (protocol reference §2.4)."""
-    if code in ("rate_limit_exceeded", "usage_limit_reached") or etype == "rate_limit_error":
-        return 429, "rate_limit_error"
-    if code == "insufficient_quota":
-        return 429, "insufficient_quota"
-    if code in ("context_length_exceeded", "invalid_prompt", "cyber_policy", "invalid_request_error") or (
-        etype == "invalid_request_error"
-    ):
-        return 400, "invalid_request_error"
-    if code in ("server_is_overloaded", "slow_down"):
-        return 503, "server_error"
-    return 502, "server_error"
 
 
 def _failure(err: Any) -> dict[str, Any]:
