@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/fuzz_requests.py                  # 5,000 examples per property
     .venv/bin/python scripts/fuzz_requests.py --examples 50000 --seed 1
-    .venv/bin/python scripts/fuzz_requests.py --only valid,pairing
+    .venv/bin/python scripts/fuzz_requests.py --only valid,pairing,backend
 
 Properties: valid requests translate into bodies the fake backend accepts; a request with one field broken is a
 400 naming that field. Each failure is printed with hypothesis' minimal example; the exit code is the number of
@@ -51,6 +51,7 @@ PROPERTIES: dict[str, tuple[st.SearchStrategy[Any], Callable[[Any], None]]] = {
     "pairing": (fuzz.mutated_requests(("broken_tool_pairing",)), fuzz.check_mutation),
     "huge": (fuzz.mutated_requests(("huge_string",)), fuzz.check_mutation),
     "bytes": (fuzz.mutated_requests(("broken_bytes",)), fuzz.check_mutation),
+    "backend": (fuzz.mutated_requests(("backend_rule",)), fuzz.check_mutation),
 }
 
 

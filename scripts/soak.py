@@ -158,7 +158,7 @@ async def failed(client: httpx.AsyncClient, scenario: str) -> None:
     expect(status == 200 and "[DONE]" not in events, f"status {status}, {data[-200:]!r}")
     expect(isinstance(events[-1], dict) and events[-1].get("error", {}).get("code") == "server_is_overloaded", "error")
     status, data, _ = await post(client, chat(scenario, stream=False))
-    expect(status == 502 and orjson.loads(data)["error"]["code"] == "server_is_overloaded", f"status {status}")
+    expect(status == 503 and orjson.loads(data)["error"]["code"] == "server_is_overloaded", f"status {status}")
 
 
 async def http_error(client: httpx.AsyncClient, scenario: str) -> None:

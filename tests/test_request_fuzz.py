@@ -75,6 +75,8 @@ def object_schemas(draw: st.DrawFn) -> dict[str, Json]:
         schema["required"] = sorted(props)
     if draw(st.booleans()):
         schema["additionalProperties"] = False
+    if draw(st.integers(0, 5)) == 0:
+        del schema["type"]  # "object" is implied (the gateway says so upstream)
     return schema
 
 
@@ -354,8 +356,7 @@ TOP_LEVEL_TYPES: dict[str, list[Json]] = {
 }
 
 
-# Content parts of these roles are a plain list[TextPart] (no discriminated union): see the xfail
-# test_the_text_of_a_plain_text_part_is_named for how a broken `text` there is named.
+# Content parts of these roles are a plain list[TextPart], not a discriminated union (named differently by pydantic).
 PLAIN_TEXT_ROLES = {"system", "developer", "tool"}
 
 
@@ -379,8 +380,6 @@ def wrong_nested_type(draw: st.DrawFn, body: dict[str, Json]) -> Mutation:
         if isinstance(msg.get("content"), list):
             for j, part in enumerate(msg["content"]):
                 key = {"text": "text", "refusal": "refusal", "image_url": "image_url"}[part["type"]]
-                if key == "text" and msg["role"] in PLAIN_TEXT_ROLES:
-                    continue  # misnamed: test_the_text_of_a_plain_text_part_is_named
                 targets.append((f"messages[{i}].content[{j}].{key}", part, key))
         for j, call in enumerate(msg.get("tool_calls") or ()):
             for key in ("name", "arguments"):
@@ -414,8 +413,7 @@ def missing_required(draw: st.DrawFn, body: dict[str, Json]) -> Mutation:
         for j, part in enumerate(msg["content"] if isinstance(msg.get("content"), list) else ()):
             targets.append((f"messages[{i}].content[{j}].type", part, "type"))
             key = {"text": "text", "refusal": "refusal", "image_url": "image_url"}[part["type"]]
-            if key != "text" or msg["role"] not in PLAIN_TEXT_ROLES:  # else: see the xfail below
-                targets.append((f"messages[{i}].content[{j}].{key}", part, key))
+            targets.append((f"messages[{i}].content[{j}].{key}", part, key))
             if key == "image_url":
                 targets.append((f"messages[{i}].content[{j}].image_url.url", part["image_url"], "url"))
         for j, call in enumerate(msg.get("tool_calls") or ()):
@@ -533,10 +531,10 @@ MUTATORS = {
 
 
 @st.composite
-def mutated_requests(draw: st.DrawFn, kinds: tuple[str, ...] = tuple(MUTATORS)) -> Mutation:
-    """A valid request with one field broken, and the `param` that names it."""
+def mutated_requests(draw: st.DrawFn, kinds: tuple[str, ...] | None = None) -> Mutation:
+    """A valid request with one field broken (by one of `kinds`, default all), and the `param` that names it."""
     body = draw(chat_requests())
-    return draw(MUTATORS[draw(st.sampled_from(kinds))](copy.deepcopy(body)))
+    return draw(MUTATORS[draw(st.sampled_from(kinds or tuple(MUTATORS)))](copy.deepcopy(body)))
 
 
 def check_mutation(m: Mutation) -> None:
@@ -582,9 +580,59 @@ def test_bytes_that_are_not_a_json_object_are_a_400_without_param(m: Mutation) -
     check_mutation(m)
 
 
-# -- known gaps: accepted here, rejected by the backend (or worse) ------------------------------------------------
+# -- what the backend would refuse is refused here, naming the client's field ---------------------------------
 
 USER = [{"role": "user", "content": "hi"}]
+NOT_OBJECT_SCHEMAS: list[Json] = [{"type": "string"}, {"type": "array", "items": {}}, {"type": "null"}]
+NOT_IMAGE_URLS = ["not a url", "ftp://example.com/cat.png", "data:text/plain;base64,aGk=", "/cat.png"]
+NOT_JSON_ARGUMENTS = ['{"q": "unterminated', "query=cats", "{'q': 1}"]
+
+
+def _nested(depth: int) -> dict[str, Json]:
+    schema: dict[str, Json] = {}
+    for _ in range(depth):
+        schema = {"a": schema}
+    return schema
+
+
+@st.composite
+def backend_rule(draw: st.DrawFn, body: dict[str, Json]) -> Mutation:
+    """Breaks a rule the backend enforces (tool names, object schemas, JSON arguments, image URLs, depth)."""
+    targets: list[tuple[str, Any, Any, st.SearchStrategy[Json]]] = []
+    for k, tool in enumerate(body.get("tools") or ()):
+        fn = tool["function"]
+        bad_name = st.builds(lambda n, c: n[:32] + c + n[32:], fn_names, st.sampled_from([".", " ", "/", ":", "é"]))
+        targets.append((f"tools[{k}].function.name", fn, "name", bad_name))
+        targets.append((f"tools[{k}].function.parameters", fn, "parameters", st.sampled_from(NOT_OBJECT_SCHEMAS)))
+        deep = st.integers(101, 240).map(lambda d: {"type": "object", "properties": _nested(d)})
+        targets.append((f"tools[{k}].function.parameters", fn, "parameters", deep))
+    for i, msg in _message_paths(body):
+        for j, call in enumerate(msg.get("tool_calls") or ()):
+            path = f"messages[{i}].tool_calls[{j}].function.arguments"
+            targets.append((path, call["function"], "arguments", st.sampled_from(NOT_JSON_ARGUMENTS)))
+        for j, part in enumerate(msg["content"] if isinstance(msg.get("content"), list) else ()):
+            if part["type"] == "image_url":
+                path = f"messages[{i}].content[{j}].image_url.url"
+                targets.append((path, part["image_url"], "url", st.sampled_from(NOT_IMAGE_URLS)))
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt["type"] == "json_schema":
+        deep = st.integers(101, 240).map(_nested)
+        targets.append(("response_format.json_schema.schema", fmt["json_schema"], "schema", deep))
+    if not targets:  # no tools, calls or images: add a tool the backend would refuse
+        body["tools"] = [_tool("web.search")]
+        return Mutation("backend rule", body, "tools[0].function.name")
+    path, holder, key, values = draw(st.sampled_from(targets))
+    holder[key] = draw(values)
+    return Mutation("backend rule", body, path)
+
+
+MUTATORS["backend_rule"] = backend_rule
+
+
+@given(m=mutated_requests(("backend_rule",)))
+@FUZZ
+def test_what_the_backend_would_refuse_is_a_400_naming_the_field(m: Mutation) -> None:
+    check_mutation(m)
 
 
 def _tool(name: str = "lookup", parameters: Json = None) -> dict[str, Json]:
@@ -594,77 +642,46 @@ def _tool(name: str = "lookup", parameters: Json = None) -> dict[str, Json]:
     return {"type": "function", "function": fn}
 
 
-def _translated_or_400(body: dict[str, Json] | bytes) -> tuple[dict[str, Json] | None, GatewayError | None]:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    try:
-        req = translate_chat_request(raw)
-    except GatewayError as e:
-        return None, e
-    return orjson.loads(req.body_bytes()), None
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: chat_schema.FunctionDef allows '.' in function names (pattern ^[A-Za-z0-9_.\\-]+$); the OpenAI "
-    "API and the backend allow only ^[a-zA-Z0-9_-]+$, so `tools[0].function.name = 'web.search'` is forwarded "
-    "and the backend rejects it (param tools[0].name) instead of a local 400 naming tools[0].function.name",
-)
-def test_a_tool_name_with_a_dot_never_reaches_the_backend_unchanged() -> None:
-    upstream, err = _translated_or_400({"model": "gpt-5.4", "messages": USER, "tools": [_tool("web.search")]})
-    if err is not None:
-        assert (err.status, err.param) == (400, "tools[0].function.name")
-    else:
-        assert upstream is not None and validate_responses_body(upstream) is None
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a tool's `parameters` object whose type is not 'object' (or absent, e.g. {}) is forwarded "
-    "unchanged; the backend rejects it (invalid_function_parameters, param tools[0].parameters) instead of a "
-    "local 400 naming tools[0].function.parameters (or, for {}, a normalised empty object schema)",
-)
-@pytest.mark.parametrize("parameters", [{"type": "string"}, {"type": "array", "items": {}}, {}])
-def test_a_non_object_tool_schema_never_reaches_the_backend(parameters: dict[str, Json]) -> None:
-    upstream, err = _translated_or_400({"model": "gpt-5.4", "messages": USER, "tools": [_tool(parameters=parameters)]})
-    if err is not None:
-        assert (err.status, err.param) == (400, "tools[0].function.parameters")
-    else:
-        assert upstream is not None and validate_responses_body(upstream) is None
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: assistant tool_calls[].function.arguments that are not JSON (models produce such strings and "
-    "clients echo them back) are forwarded verbatim; the backend rejects them (param input[1].arguments, a field "
-    "the client never sent) instead of a local 400 naming messages[1].tool_calls[0].function.arguments",
-)
-def test_non_json_tool_call_arguments_never_reach_the_backend() -> None:
-    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "unterminated'}}
-    messages = [
+def _call_and_result(arguments: str) -> list[dict[str, Json]]:
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": arguments}}
+    return [
         *USER,
         {"role": "assistant", "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": "x"},
     ]
-    upstream, err = _translated_or_400({"model": "gpt-5.4", "messages": messages})
-    if err is not None:
-        assert (err.status, err.param) == (400, "messages[1].tool_calls[0].function.arguments")
-    else:
-        assert upstream is not None and validate_responses_body(upstream) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: image_url.url only has to be a non-empty string; 'not a url' is forwarded and the backend "
-    "rejects it (param input[0].content[0].image_url) instead of a local 400 naming "
-    "messages[0].content[0].image_url.url",
-)
-def test_an_image_url_that_is_no_url_never_reaches_the_backend() -> None:
-    part = {"type": "image_url", "image_url": {"url": "not a url"}}
-    upstream, err = _translated_or_400({"model": "gpt-5.4", "messages": [{"role": "user", "content": [part]}]})
-    if err is not None:
-        assert (err.status, err.param) == (400, "messages[0].content[0].image_url.url")
-    else:
-        assert upstream is not None and validate_responses_body(upstream) is None
+def _image(url: str) -> list[dict[str, Json]]:
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}]
+
+
+REFUSED: dict[str, tuple[dict[str, Json], str]] = {
+    "dotted tool name": ({"tools": [_tool("web.search")]}, "tools[0].function.name"),
+    **{
+        f"tool schema {schema}": ({"tools": [_tool(parameters=schema)]}, "tools[0].function.parameters")
+        for schema in NOT_OBJECT_SCHEMAS
+    },
+    "non-JSON tool-call arguments": (
+        {"messages": _call_and_result('{"q": "unterminated')},
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    **{
+        f"image url {url!r}": ({"messages": _image(url)}, "messages[0].content[0].image_url.url")
+        for url in NOT_IMAGE_URLS
+    },
+}
+
+
+@pytest.mark.parametrize(("change", "param"), REFUSED.values(), ids=REFUSED.keys())
+def test_a_request_the_backend_would_refuse_is_a_local_400(change: dict[str, Json], param: str) -> None:
+    assert expect_400(orjson.dumps({"model": "gpt-5.4", "messages": USER, **change})).param == param
+
+
+@pytest.mark.parametrize("parameters", [{}, {"properties": {"q": {"type": "string"}}, "required": ["q"]}])
+def test_a_tool_schema_without_a_type_is_sent_as_an_object_schema(parameters: dict[str, Json]) -> None:
+    upstream = translate_ok({"model": "gpt-5.4", "messages": USER, "tools": [_tool(parameters=parameters)]})
+    assert validate_responses_body(upstream) is None
+    assert upstream["tools"][0]["parameters"] == {"type": "object", "properties": {}, **parameters}
 
 
 def deep_schema(depth: int) -> bytes:
@@ -676,27 +693,11 @@ def deep_schema(depth: int) -> bytes:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a tool schema nested 300 levels deep parses (orjson reads 1024 levels) and validates, but "
-    "CodexRequest.body_bytes() raises TypeError 'Recursion limit reached' (orjson writes at most 254 levels); "
-    "the addon answers that as a 500 instead of a 400 naming tools[0].function.parameters",
-)
-def test_a_deeply_nested_tool_schema_is_a_400_not_an_exception() -> None:
-    try:
-        _, err = _translated_or_400(deep_schema(300))
-    except Exception as e:  # anything but a GatewayError: the addon answers 500
-        pytest.fail(f"{type(e).__name__}: {e}")
-    assert err is not None and (err.status, err.param) == (400, "tools[0].function.parameters")
+def test_a_tool_schema_too_deep_to_forward_is_a_400_not_an_exception() -> None:
+    """300 levels parse (orjson reads 1024) but could not be written again (orjson writes 254)."""
+    assert expect_400(deep_schema(300)).param == "tools[0].function.parameters"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: chat_request._param drops a field named 'text' right after a list index, taking it for the tag "
-    "of a discriminated union; content parts of system, developer and tool messages are a plain list[TextPart], "
-    "so {'role': 'tool', 'content': [{'type': 'text', 'text': 5}]} (or the text missing) is named "
-    "'messages[2].content[0]' instead of 'messages[2].content[0].text'",
-)
 @pytest.mark.parametrize("role", sorted(PLAIN_TEXT_ROLES))
 @pytest.mark.parametrize("broken", ["wrong type", "missing"])
 def test_the_text_of_a_plain_text_part_is_named(role: str, broken: str) -> None:
@@ -706,3 +707,19 @@ def test_the_text_of_a_plain_text_part_is_named(role: str, broken: str) -> None:
     msg = msg if role != "tool" else {**msg, "tool_call_id": "c1"}
     messages = [*USER, {"role": "assistant", "tool_calls": [call]}, msg] if role == "tool" else [*USER, USER[0], msg]
     assert expect_400(orjson.dumps({"model": "gpt-5.4", "messages": messages})).param == "messages[2].content[0].text"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: chat_schema.ImageURL only checks the prefix (http(s):// or data:image/...;base64,): a data URL of "
+    "a type the backend refuses (image/svg+xml), a payload that is not base64, or an http(s) URL without a host "
+    "pass the gateway and the backend rejects them (param input[0].content[0].image_url, a field the client "
+    "never sent) instead of a local 400 naming messages[0].content[0].image_url.url",
+)
+@pytest.mark.parametrize(
+    "url", ["data:image/svg+xml;base64,PHN2Zz4=", "data:image/png;base64,not base64!", "https://", "http:///cat.png"]
+)
+def test_an_image_url_the_backend_refuses_is_a_local_400(url: str) -> None:
+    assert expect_400(orjson.dumps({"model": "gpt-5.4", "messages": _image(url)})).param == (
+        "messages[0].content[0].image_url.url"
+    )

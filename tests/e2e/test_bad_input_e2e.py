@@ -130,6 +130,28 @@ BAD_FIELDS: dict[str, tuple[bytes, str]] = {
     "no messages": (_with(messages=[]), "messages"),
     "model missing": (orjson.dumps({"messages": CHAT["messages"]}), "model"),
     "stream not a boolean": (_with(stream="yes"), "stream"),
+    "tool schema of type string": (
+        _with(tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]),
+        "tools[0].function.parameters",
+    ),
+    "dotted tool name": (
+        _with(tools=[{"type": "function", "function": {"name": "web.search"}}]),
+        "tools[0].function.name",
+    ),
+    "non-JSON tool-call arguments": (
+        _with(
+            messages=[
+                CHAT["messages"][0],
+                {"role": "assistant", "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "q=1"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "x"},
+            ]
+        ),
+        "messages[1].tool_calls[0].function.arguments",
+    ),
+    "image url that is no url": (
+        _with(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "cat.png"}}]}]),
+        "messages[0].content[0].image_url.url",
+    ),
     "1 MiB role": (_with(messages=[{"role": "r" * MIB, "content": "hi"}]), "messages[0].role"),
     "1 MiB tool name": (_with(tools=[{"type": "function", "function": {"name": "f" * MIB}}]), "tools[0].function.name"),
     "1 MiB reasoning effort": (_with(reasoning_effort="e" * MIB), "reasoning_effort"),
@@ -146,32 +168,38 @@ def test_a_bad_field_is_a_400_naming_it(http: httpx.Client, backend: FakeCodexBa
     assert backend.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a tool schema nested 300 objects deep (orjson parses 1024 levels but writes at most 254) makes "
-    "CodexRequest.body_bytes() raise TypeError 'Recursion limit reached'; the client gets a 500 "
-    "'The gateway failed to translate the request (TypeError).' instead of a 400 naming "
-    "tools[0].function.parameters",
-)
 def test_a_deeply_nested_tool_schema_is_a_400(http: httpx.Client, backend: FakeCodexBackend) -> None:
     r = http.post(CHAT_PATH, content=deep_schema(300), headers=JSON)
     assert backend.requests == []
     assert_envelope(r, 400, param="tools[0].function.parameters")
 
 
+TOOL = b'{"type":"function","name":"f","parameters":{"type":"object","properties":%s}}'
+RESPONSES_DEEP = {  # where a value nested 300 levels deep sits in a /v1/responses body → the param naming it
+    "tool schema": (b'"input":"hi","tools":[' + TOOL + b"]", "tools[0]"),
+    "input item": (b'"input":[{"role":"user","content":"hi","extra":%s}]', "input[0]"),
+    "text format schema": (b'"input":"hi","text":{"format":{"type":"json_schema","name":"x","schema":%s}}', "text"),
+}
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: a tool schema that is an object but not of type 'object' ({'type': 'string'}) passes the "
-    "gateway and reaches the backend, which rejects it; the client gets the backend's 400 naming "
-    "'tools[0].parameters' (a field it never sent) instead of a local 400 naming tools[0].function.parameters",
+    reason="BUG: /v1/responses takes a value nested 300 objects deep (a tool schema, an input item's field, a "
+    "text.format schema: orjson parses 1024 levels but writes at most 254), then re-encoding the body raises "
+    "TypeError 'Recursion limit reached' and the client gets a 500 'The gateway failed to translate the request "
+    "(TypeError).' instead of a 400 naming the field",
 )
-def test_a_tool_schema_that_is_not_an_object_schema_never_reaches_the_backend(
-    http: httpx.Client, backend: FakeCodexBackend
+@pytest.mark.parametrize(("template", "where"), RESPONSES_DEEP.values(), ids=RESPONSES_DEEP.keys())
+def test_a_deeply_nested_responses_body_is_a_400(
+    http: httpx.Client, backend: FakeCodexBackend, template: bytes, where: str
 ) -> None:
-    body = _with(tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}])
-    r = http.post(CHAT_PATH, content=body, headers=JSON)
+    nested = b'{"a":' * 300 + b"{}" + b"}" * 300
+    r = http.post("/v1/responses", content=b'{"model":"gpt-5.4",' + template % nested + b"}", headers=JSON)
+    assert r.status_code == 400, r.text[:300]
+    param = r.json()["error"]["param"]
+    assert_envelope(r, 400, param=param)
+    assert isinstance(param, str) and param.startswith(where)
     assert backend.requests == []
-    assert_envelope(r, 400, param="tools[0].function.parameters")
 
 
 # -- methods, paths, content types, framing ---------------------------------------------------------------------
@@ -260,12 +288,6 @@ def test_answers_keep_the_connection_usable(http: httpx.Client, backend: FakeCod
     assert len(backend.responses_requests()) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the gateway answers HEAD requests (a 405 on every route) with the JSON envelope as content; a "
-    "response to HEAD carries none (RFC 9110 9.3.2), so on a keep-alive connection the client reads those bytes "
-    "as the start of the next response (httpx: 'illegal status line: {\"error\":...}HTTP/1.1 404')",
-)
 def test_a_head_request_leaves_the_connection_usable(gateway: GatewayProcess, backend: FakeCodexBackend) -> None:
     # Two pipelined requests, the second closing the connection: everything the gateway sends is read to EOF.
     requests = b"HEAD /v1/chat/completions HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -205,27 +205,37 @@ def test_a_body_without_events_is_an_incomplete_answer(
     assert_not_clean(seen)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a text delta whose data line is not valid JSON is skipped silently; when response.completed "
-    "follows, the client gets 'Hel' + finish_reason 'stop' + [DONE] although the finished item "
-    "(response.output_item.done) says 'Hello': text is lost and the answer is reported complete",
-)
+def corrupt_delta(events: list[Any], n: int) -> list[Any]:
+    """The n-th text delta's data line cut off mid-JSON: the gateway cannot parse it (and skips it, as Codex)."""
+    at = [i for i, e in enumerate(events) if isinstance(e, dict) and e["type"] == "response.output_text.delta"][n]
+    delta = events[at]["delta"]
+    return [*events[:at], f'data: {{"type":"response.output_text.delta","delta":"{delta}\n\n', *events[at + 1 :]]
+
+
 @STREAM
-def test_a_corrupted_delta_is_never_a_clean_but_shorter_answer(
+def test_a_lost_last_delta_is_restored_from_the_finished_item(
     gateway: GatewayProcess, backend: FakeCodexBackend, stream: bool
 ) -> None:
-    events: list[Any] = list(ev.text(["Hel", "lo"]))
-    second = [i for i, e in enumerate(events) if e["type"] == "response.output_text.delta"][1]
-    events[second] = 'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"lo\n\n'
-    backend.enqueue(SSEScript(events))
+    """The finished item (response.output_item.done) holds the whole text: a missing tail is sent from it."""
+    backend.enqueue(SSEScript(corrupt_delta(ev.text(["Hel", "lo"]), 1)))
     seen = call(gateway.base_url, stream=stream)
-    if stream and seen.stream().ok:
-        assert seen.stream().content == "Hello"
-    elif not stream and seen.status == 200:
-        assert seen.completion()["choices"][0]["message"]["content"] == "Hello"
+    if stream:
+        assert (seen.stream().ok, seen.stream().content, seen.stream().finish_reason) == (True, "Hello", "stop")
     else:
-        assert_not_clean(seen)
+        assert seen.completion()["choices"][0]["message"]["content"] == "Hello"
+
+
+@STREAM
+def test_a_lost_middle_delta_fails_the_answer(gateway: GatewayProcess, backend: FakeCodexBackend, stream: bool) -> None:
+    """Text lost before other text cannot be repaired: never a clean but different answer."""
+    backend.enqueue(SSEScript(corrupt_delta(ev.text(["Hel", "lo", " world"]), 0)))
+    seen = call(gateway.base_url, stream=stream)
+    if stream:
+        summary = seen.stream()
+        assert not summary.ok and summary.error is not None and summary.error["code"] == "stream_corrupted"
+    else:
+        assert seen.envelope(502)["code"] == "stream_corrupted"
+    assert_not_clean(seen)
 
 
 @STREAM
@@ -287,12 +297,6 @@ def test_429_without_retry_after(gateway: GatewayProcess, backend: FakeCodexBack
     assert "retry-after" not in seen.headers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: errors.upstream_error words every 429 without a message as 'The ChatGPT usage limit has been "
-    "reached.', also a plain rate limit (code rate_limit_exceeded, e.g. an empty-bodied 429 from a proxy): the "
-    "user is told their quota is gone when they only have to slow down",
-)
 def test_a_plain_429_does_not_claim_the_usage_limit(gateway: GatewayProcess, backend: FakeCodexBackend) -> None:
     backend.enqueue(ErrorScript(429, b""))
     error = call(gateway.base_url, stream=False).envelope(429)
@@ -314,28 +318,24 @@ def test_response_failed_after_partial_output_streaming(
     assert_not_clean(seen)
 
 
-def test_response_failed_after_partial_output_non_streaming(gateway: GatewayProcess, backend: FakeCodexBackend) -> None:
-    backend.enqueue(SSEScript(ev.failed("server_is_overloaded", "Try again later.", after=ev.text(["Hel", "lo"]))))
-    seen = call(gateway.base_url, stream=False)
-    error = seen.envelope(502)
-    assert (error["type"], error["code"], error["message"]) == (
-        "server_error",
-        "server_is_overloaded",
-        "Try again later.",
-    )
-    assert b"Hello" not in seen.body
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: client_answer.buffered_answer answers every non-streamed in-stream failure that is not a rate "
-    "limit with HTTP 502, also context_length_exceeded whose own envelope type is invalid_request_error; the "
-    "OpenAI API answers 400, and a 5xx makes the SDK retry the same oversized request (twice by default)",
+@pytest.mark.parametrize(
+    ("code", "status", "etype"),
+    [
+        ("server_is_overloaded", 503, "server_error"),
+        ("context_length_exceeded", 400, "invalid_request_error"),
+        ("rate_limit_exceeded", 429, "rate_limit_error"),
+        ("server_error", 502, "server_error"),
+    ],
 )
-def test_context_length_exceeded_non_streaming_is_a_400(gateway: GatewayProcess, backend: FakeCodexBackend) -> None:
-    backend.enqueue(SSEScript(ev.failed("context_length_exceeded", "Too long.", after=ev.text(["Hel"]))))
-    error = call(gateway.base_url, stream=False).envelope(400)
-    assert (error["type"], error["code"]) == ("invalid_request_error", "context_length_exceeded")
+def test_response_failed_after_partial_output_non_streaming(
+    gateway: GatewayProcess, backend: FakeCodexBackend, code: str, status: int, etype: str
+) -> None:
+    """The status says what kind of failure it was (a 5xx only for server trouble: the SDK retries those)."""
+    backend.enqueue(SSEScript(ev.failed(code, "It failed.", after=ev.text(["Hel", "lo"]))))
+    seen = call(gateway.base_url, stream=False)
+    error = seen.envelope(status)
+    assert (error["type"], error["code"], error["message"]) == (etype, code, "It failed.")
+    assert b"Hello" not in seen.body
 
 
 @STREAM
