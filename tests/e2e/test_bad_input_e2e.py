@@ -268,7 +268,8 @@ def test_a_chunked_request_body_is_read_whole(http: httpx.Client, backend: FakeC
     r = http.post(CHAT_PATH, content=_chunks(orjson.dumps(CHAT)), headers=JSON)  # an iterator: Transfer-Encoding
     assert r.status_code == 200, r.text
     assert r.request.headers["transfer-encoding"] == "chunked"
-    assert backend.responses_requests()[0].json["input"][0]["content"][0]["text"] == "hi"
+    sent = backend.responses_requests()[0].json
+    assert isinstance(sent, dict) and sent["input"][0]["content"][0]["text"] == "hi"
 
 
 def test_a_chunked_bad_body_is_a_400(http: httpx.Client, backend: FakeCodexBackend) -> None:
