@@ -709,13 +709,6 @@ def test_the_text_of_a_plain_text_part_is_named(role: str, broken: str) -> None:
     assert expect_400(orjson.dumps({"model": "gpt-5.4", "messages": messages})).param == "messages[2].content[0].text"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: chat_schema.ImageURL only checks the prefix (http(s):// or data:image/...;base64,): a data URL of "
-    "a type the backend refuses (image/svg+xml), a payload that is not base64, or an http(s) URL without a host "
-    "pass the gateway and the backend rejects them (param input[0].content[0].image_url, a field the client "
-    "never sent) instead of a local 400 naming messages[0].content[0].image_url.url",
-)
 @pytest.mark.parametrize(
     "url", ["data:image/svg+xml;base64,PHN2Zz4=", "data:image/png;base64,not base64!", "https://", "http:///cat.png"]
 )

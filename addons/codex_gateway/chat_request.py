@@ -296,7 +296,7 @@ def _validation_error(e: ValidationError) -> GatewayError:
             "missing_required_parameter",
         )
     if kind == "union_tag_invalid":
-        tag = err.get("ctx", {}).get("tag")
+        tag = str(err.get("ctx", {}).get("tag"))[:100]  # the client's value, maybe huge: quote only its start
         field_name = "role" if param.startswith("messages") and param.count(".") == 0 else "type"
         param = f"{param}.{field_name}"
         message = f"Invalid value: '{tag}'. Supported values are: {err.get('ctx', {}).get('expected_tags')}."

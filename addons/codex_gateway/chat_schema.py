@@ -6,9 +6,12 @@ they can be dropped knowingly; anything undeclared is collected by `extra="allow
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 from typing import Any
 from typing import Literal
+from urllib.parse import urlsplit
 
 import orjson
 from pydantic import BaseModel
@@ -21,6 +24,7 @@ from pydantic import StrictStr
 from pydantic import field_validator
 
 Number = StrictInt | StrictFloat
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp")
 MAX_SCHEMA_DEPTH = 100  # orjson writes at most 254 levels; real schemas are a handful deep
 
 
@@ -60,10 +64,23 @@ class ImageURL(_Loose):
     @field_validator("url")
     @classmethod
     def _image_reference(cls, url: str) -> str:
+        # What the backend accepts (protocol reference §1.3): an http(s) URL with a host, or a base64 data URL
+        # of a raster image; anything else would come back as a 400 naming a field the client never sent.
         lower = url[:40].lower()
-        if lower.startswith(("http://", "https://")) or (lower.startswith("data:image/") and ";base64," in url):
-            return url
-        raise ValueError("expected an http(s) URL or a base64 data URL of an image (data:image/png;base64,...)")
+        if lower.startswith(("http://", "https://")):
+            if urlsplit(url).hostname:
+                return url
+            raise ValueError("the URL has no host")
+        head, sep, payload = url.partition(",")
+        media = head[5:].lower() if head.lower().startswith("data:") else ""
+        if not sep or not media.endswith(";base64") or media[: -len(";base64")] not in IMAGE_TYPES:
+            raise ValueError(f"expected an http(s) URL or a base64 data URL of a {'/'.join(IMAGE_TYPES)} image")
+        try:
+            if not base64.b64decode(payload, validate=True):
+                raise ValueError("the data URL holds no image data")
+        except binascii.Error:
+            raise ValueError("the data URL's payload is not valid base64") from None
+        return url
 
 
 class ImagePart(_Loose):

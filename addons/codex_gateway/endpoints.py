@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def prepare_upstream(
             "tools": req.tool_count,
             "session_id": req.session_id,
         }
-        return Upstream("/responses", req.body_bytes(), [("session_id", req.session_id)], meta)
+        return Upstream("/responses", _encoded(req.body_bytes), [("session_id", req.session_id)], meta)
     if route is Route.RESPONSES:
         rreq = responses_api.prepare(raw, default_instructions=DEFAULT_INSTRUCTIONS)
         meta = {
@@ -80,7 +81,7 @@ def prepare_upstream(
             "session_id": rreq.session_id,
         }
         headers = responses_api.upstream_session_headers(client_headers, rreq.session_id)
-        return Upstream("/responses", rreq.body_bytes(), headers, meta)
+        return Upstream("/responses", _encoded(rreq.body_bytes, rreq.body), headers, meta)
     if route is Route.COMPACT:
         doc = _json_object(raw)
         model = doc.get("model")
@@ -98,7 +99,7 @@ def prepare_upstream(
             "images": imeta,
             "session_id": imeta["session_id"],
         }
-        return Upstream("/responses", orjson.dumps(body), [("session_id", imeta["session_id"])], meta)
+        return Upstream("/responses", _encoded(lambda: orjson.dumps(body)), [("session_id", imeta["session_id"])], meta)
     raise GatewayError(500, f"No upstream translation for {route.value}.")
 
 
@@ -148,6 +149,30 @@ def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, 
         return ClientAnswer.from_error(upstream_error(status, body, headers))
     content_type = headers.get("content-type", "application/json")
     return ClientAnswer(status, content_type, body)  # responses/compact: the backend's answer as it is
+
+
+def _encoded(make: Callable[[], bytes], body: Mapping[str, Any] | None = None) -> bytes:
+    """orjson reads 1024 levels of nesting but writes at most 254: a hostile body is a 400, not a crash."""
+    try:
+        return make()
+    except TypeError as e:  # orjson.JSONEncodeError is a TypeError
+        message = "The request nests JSON deeper than the gateway can forward (about 250 levels)."
+        raise bad_request(message, _unencodable(body) if body is not None else None) from e
+
+
+def _unencodable(body: Mapping[str, Any]) -> str | None:
+    """The top-level field (or `input[i]` item) that cannot be written, to name it in the 400."""
+    for key, value in body.items():
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            for i, item in enumerate(value if isinstance(value, list) else ()):
+                try:
+                    orjson.dumps(item)
+                except TypeError:
+                    return f"{key}[{i}]"
+            return str(key)
+    return None
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

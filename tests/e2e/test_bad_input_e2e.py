@@ -182,13 +182,6 @@ RESPONSES_DEEP = {  # where a value nested 300 levels deep sits in a /v1/respons
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: /v1/responses takes a value nested 300 objects deep (a tool schema, an input item's field, a "
-    "text.format schema: orjson parses 1024 levels but writes at most 254), then re-encoding the body raises "
-    "TypeError 'Recursion limit reached' and the client gets a 500 'The gateway failed to translate the request "
-    "(TypeError).' instead of a 400 naming the field",
-)
 @pytest.mark.parametrize(("template", "where"), RESPONSES_DEEP.values(), ids=RESPONSES_DEEP.keys())
 def test_a_deeply_nested_responses_body_is_a_400(
     http: httpx.Client, backend: FakeCodexBackend, template: bytes, where: str
