@@ -306,7 +306,10 @@ def _read_pastes(
             if not line:  # EOF: nothing will be pasted
                 return
             pasted = urlsplit(line.strip())
-            loop.call_soon_threadsafe(_accept_paste, callback, pasted.path or CALLBACK_PATH, pasted.query, announce)
+            try:
+                loop.call_soon_threadsafe(_accept_paste, callback, pasted.path or CALLBACK_PATH, pasted.query, announce)
+            except RuntimeError:  # the login already ended (its event loop is closed): nobody waits for a paste
+                return
 
     threading.Thread(target=run, name="login-paste", daemon=True).start()
 
