@@ -47,6 +47,7 @@ from .token_store import atomic_write_json
 __all__ = ["AccountPool", "Lease", "save_login", "format_status"]
 
 logger = logging.getLogger(__name__)
+QUOTA_SAVE_INTERVAL_S = 30.0
 
 STICKY_MAX = 10_000  # session keys remembered (LRU); a forgotten one only costs a prompt-cache miss
 
@@ -108,6 +109,8 @@ class AccountPool:
         self._stores: dict[Path, TokenStore] = {}  # kept across rescans: they own the locks and failure memory
         self._scan = _Scan()
         self._sticky: OrderedDict[str, str] = OrderedDict()
+        self._quota_saved_at = float("-inf")
+        self._quota_unsaved = False
 
     # -- the addon's API ---------------------------------------------------------------------------------------
 
@@ -176,7 +179,19 @@ class AccountPool:
         until = exhausted_until(snapshot, now)
         if until is not None:
             self._set_cooldown(lease, state, until, "usage limit reached (x-codex headers)")
-        self.state.save(now)
+        # Every answer carries a snapshot; writing each one would put a locked file write on every request.
+        # Cooldowns are saved at once, plain snapshots at most every QUOTA_SAVE_INTERVAL_S (and by `flush`).
+        if until is not None or now - self._quota_saved_at >= QUOTA_SAVE_INTERVAL_S:
+            self._quota_saved_at = now
+            self.state.save(now)
+        else:
+            self._quota_unsaved = True
+
+    def flush(self) -> None:
+        """Writes quota snapshots not saved yet (on shutdown)."""
+        if self._quota_unsaved:
+            self._quota_unsaved = False
+            self.state.save(self.clock())
 
     def cool_down(self, lease: Lease, resets_at: float | None) -> None:
         """After a 429 `usage_limit_reached`: skip this account until `resets_at` (unix seconds)."""

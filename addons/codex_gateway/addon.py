@@ -384,6 +384,8 @@ class CodexGateway:
         return await send_upstream(self._client(), flow.request.url, headers, flow.request.content)
 
     async def done(self) -> None:
+        if self.pool is not None:
+            self.pool.flush()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
