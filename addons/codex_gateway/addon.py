@@ -49,6 +49,7 @@ from .flowinfo import client_name
 from .flowinfo import sanitized_request
 from .flowinfo import trace_id
 from .headers import client_response_headers
+from .headers import codex_headers
 from .headers import redact_request
 from .headers import upstream_headers
 from .listeners import DEFAULT_LISTEN
@@ -186,7 +187,7 @@ class CodexGateway:
         redact_request(flow.request.headers)  # sent already; from here on the flow is shown and may be saved
         lease = self._leases.get(flow.id)
         if lease is not None and self.pool is not None:
-            self.pool.record_headers(lease, response.headers)
+            self.pool.record_headers(lease, codex_headers(response.headers))
         if not (200 <= response.status_code < 300) or response.raw_content is not None:
             return  # buffered: upstream error or replayed body; translated in `response`
         stream = stream_translator(meta)
@@ -277,7 +278,12 @@ class CodexGateway:
         creds = await self._credentials(flow, meta.get("session_id"))
         meta["account"] = creds.label if creds else None
         flow.request.method = "POST"
-        flow.request.url = settings.upstream_url(upstream.path)
+        # Field by field: the `url` setter re-parses the URL on every request and costs ten times as much.
+        up = settings.upstream
+        flow.request.scheme = up.scheme
+        flow.request.host = up.hostname or ""
+        flow.request.port = up.port or (443 if up.scheme == "https" else 80)
+        flow.request.path = up.path.rstrip("/") + upstream.path
         flow.request.headers = http.Headers(
             [(k.encode(), v.encode()) for k, v in upstream_headers(settings, creds, upstream.session_headers)]
         )

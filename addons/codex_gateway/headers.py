@@ -11,11 +11,12 @@ if TYPE_CHECKING:
     from .auth import Credentials
     from .settings import Settings
 
-__all__ = ["client_response_headers", "redact_request", "upstream_headers", "REDACTED"]
+__all__ = ["client_response_headers", "codex_headers", "redact_request", "upstream_headers", "REDACTED"]
 
 REDACTED = "<redacted>"
 _PASS = frozenset({"x-request-id", "retry-after", "openai-model"})
-_SECRET_REQUEST_HEADERS = ("authorization", "chatgpt-account-id", "cookie", "x-api-key", "proxy-authorization")
+_SECRET_NAMES = frozenset({b"authorization", b"chatgpt-account-id", b"cookie", b"x-api-key", b"proxy-authorization"})
+_REDACTED = REDACTED.encode()
 
 
 def client_response_headers(upstream: http.Headers | None, content_type: str, *, chunked: bool = False) -> http.Headers:
@@ -34,9 +35,18 @@ def client_response_headers(upstream: http.Headers | None, content_type: str, *,
 
 def redact_request(headers: http.Headers) -> None:
     """Credentials are only needed until the request is sent; flows are shown and saved afterwards."""
-    for name in _SECRET_REQUEST_HEADERS:
-        if name in headers:
-            headers[name] = REDACTED
+    fields = headers.fields  # raw (name, value) pairs: one pass, no per-name case-insensitive lookups
+    if any(name.lower() in _SECRET_NAMES for name, _ in fields):
+        headers.fields = tuple((n, _REDACTED if n.lower() in _SECRET_NAMES else v) for n, v in fields)
+
+
+def codex_headers(headers: http.Headers) -> dict[str, str]:
+    """The `x-codex-*` headers of an upstream answer (quota snapshots), read straight from the raw fields."""
+    return {
+        name.decode("latin-1").lower(): value.decode("latin-1")
+        for name, value in headers.fields
+        if name[:8].lower() == b"x-codex-"
+    }
 
 
 def upstream_headers(
