@@ -3,23 +3,19 @@
 Streamed answers are encoded chunk by chunk; non-streamed and replayed answers fold the very same chunks into
 one `chat.completion` (`completion_from_chunks`), so the three paths cannot diverge.
 
-Why tool calls are serialized: the OpenAI SDK concatenates every repeated string field of a tool-call delta
-and declares call *k* finished as soon as a delta for another index arrives. Upstream may interleave the
-argument deltas of parallel calls, so only one call is "open" at a time; the others are buffered and released,
-in order, when the open one is done.
+Tool calls are serialized (one open at a time, dense indexes from 0): see tool_calls.py for why.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 
 from .chat_completion import completion_from_chunks
 from .errors import failure_status
 from .stop_sequences import StopMatcher
+from .tool_calls import ToolCallSerializer
 
 __all__ = ["ChatStream", "chat_usage", "completion_from_chunks"]
 
@@ -52,18 +48,6 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-@dataclass(slots=True)
-class _Call:
-    item_id: str
-    call_id: str
-    name: str
-    emitted: str = ""
-    buffered: list[str] = field(default_factory=list)
-    final: str | None = None
-    done: bool = False
-    index: int | None = None  # chat index, assigned when the call is opened
-
-
 class ChatStream:
     """Feed parsed upstream events; get chat chunk dicts back. `error` is set when the answer failed."""
 
@@ -80,10 +64,7 @@ class ChatStream:
         self._stop = StopMatcher(stop)
         self._started = False
         self._terminal = False
-        self._calls: dict[str, _Call] = {}
-        self._order: list[_Call] = []
-        self._open: _Call | None = None
-        self._next_index = 0
+        self._tools = ToolCallSerializer()
         self._text_items: set[str] = set()
         self._last_text_key: tuple[Any, Any] | None = None
         self._fed: dict[str, list[str]] = {}  # text deltas per message item, to check them against the item
@@ -100,7 +81,7 @@ class ChatStream:
     @property
     def tool_call_names(self) -> list[str]:
         """Names of the tool calls the client was sent, in chat index order."""
-        return [c.name for c in sorted(self._order, key=lambda c: c.index or 0) if c.index is not None]
+        return self._tools.names
 
     # -- input ------------------------------------------------------------------------------------------
 
@@ -203,21 +184,10 @@ class ChatStream:
         out.append(self._chunk({"reasoning_content": delta}))
 
     def _on_args_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
-        call = self._calls.get(str(event.get("item_id")))
-        delta = _str(event.get("delta"))
-        if call is None or not delta or call.done:
-            return
-        if call is self._open:
-            call.emitted += delta
-            out.append(self._tool_chunk({"index": call.index, "function": {"arguments": delta}}))
-        else:
-            call.buffered.append(delta)
+        self._tool_chunks(self._tools.arguments_delta(str(event.get("item_id")), _str(event.get("delta"))), out)
 
     def _on_args_done(self, event: dict[str, Any], out: list[Chunk]) -> None:
-        call = self._calls.get(str(event.get("item_id")))
-        args = event.get("arguments")
-        if call is not None and isinstance(args, str):
-            call.final = args
+        self._tools.arguments_done(str(event.get("item_id")), event.get("arguments"))
 
     def _on_item_done(self, event: dict[str, Any], out: list[Chunk]) -> None:
         item = event.get("item")
@@ -230,15 +200,9 @@ class ChatStream:
         if item_id:
             seen.add(item_id)
         if kind == "function_call":
-            call = self._calls.get(item_id) or self._register_call(item, out)
-            if call is None:
-                return
-            args = item.get("arguments")
-            if isinstance(args, str):
-                call.final = args
-            call.done = True
-            if call is self._open:
-                self._close_open(out)
+            if not self._tools.knows(item_id):
+                self._register_call(item, out)
+            self._tool_chunks(self._tools.item_done(item_id, item.get("arguments")), out)
         elif kind == "message" and seen & self._text_items:
             self._reconcile_text(item, seen, out)
         elif kind == "message":
@@ -292,55 +256,13 @@ class ChatStream:
         if safe:
             out.append(self._chunk({"content": safe}))
 
-    def _register_call(self, item: dict[str, Any], out: list[Chunk]) -> _Call | None:
-        if self._stop.stopped:
-            return None
-        item_id = _item_key(item)
-        call = _Call(
-            item_id=item_id,
-            call_id=_str(item.get("call_id")) or item_id,
-            name=_str(item.get("name")),
-        )
-        initial = item.get("arguments")
-        if isinstance(initial, str) and initial:
-            call.buffered.append(initial)
-        self._calls[item_id] = call
-        self._order.append(call)
-        if self._open is None:
-            self._open_call(call, out)
-        return call
+    def _register_call(self, item: dict[str, Any], out: list[Chunk]) -> None:
+        if not self._stop.stopped:  # after a stop sequence the answer is over: no more calls
+            self._tool_chunks(self._tools.added(_item_key(item), item), out)
 
-    def _open_call(self, call: _Call, out: list[Chunk]) -> None:
-        call.index = self._next_index
-        self._next_index += 1
-        self._open = call
-        call.emitted = "".join(call.buffered)
-        call.buffered.clear()
-        out.append(
-            self._tool_chunk(
-                {
-                    "index": call.index,
-                    "id": call.call_id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.emitted},
-                }
-            )
-        )
-        if call.done:
-            self._close_open(out)
-
-    def _close_open(self, out: list[Chunk]) -> None:
-        call = self._open
-        assert call is not None
-        if call.final is not None and call.final != call.emitted and call.final.startswith(call.emitted):
-            rest = call.final[len(call.emitted) :]
-            call.emitted = call.final
-            out.append(self._tool_chunk({"index": call.index, "function": {"arguments": rest}}))
-        self._open = None
-        for waiting in self._order:
-            if waiting.index is None:
-                self._open_call(waiting, out)
-                return
+    def _tool_chunks(self, deltas: list[dict[str, Any]], out: list[Chunk]) -> None:
+        for delta in deltas:
+            out.append(self._chunk({"tool_calls": [delta]}))
 
     def _reconcile_text(self, item: dict[str, Any], keys: set[str], out: list[Chunk]) -> None:
         """The finished item holds the whole text. Deltas lost on the way (an unparseable event) show as a
@@ -372,10 +294,9 @@ class ChatStream:
         if self._stop.stopped:
             reason = "stop"
         else:
-            while self._open is not None:  # closing one call opens the next buffered one
-                self._close_open(out)
+            self._tool_chunks(self._tools.finish(), out)
             if reason is None:
-                reason = "tool_calls" if self._order else "stop"
+                reason = "tool_calls" if self._tools else "stop"
         self.finish_reason = reason
         self._terminal = True
         out.append(self._chunk({}, finish_reason=reason))
@@ -407,9 +328,6 @@ class ChatStream:
         if self.include_usage:
             chunk["usage"] = None
         return chunk
-
-    def _tool_chunk(self, tool_delta: dict[str, Any]) -> Chunk:
-        return self._chunk({"tool_calls": [tool_delta]})
 
 
 def _delta_keys(event: dict[str, Any]) -> set[str]:
