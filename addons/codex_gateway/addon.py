@@ -14,7 +14,6 @@ import logging
 import time
 from typing import Any
 
-import httpx
 import orjson
 from mitmproxy import command
 from mitmproxy import ctx
@@ -24,15 +23,11 @@ from mitmproxy.proxy import mode_specs
 
 from . import __version__
 from . import commands
-from .accounts import AccountPool
-from .accounts import Lease
 from .accounts import format_status
 from .answer_writer import AnswerWriter
 from .answer_writer import answer_headers
 from .answer_writer import json_response
 from .answer_writer import write_answer
-from .auth import CodexAuthFile
-from .auth import Credentials
 from .client_answer import ClientAnswer
 from .cors import allowed_origin
 from .cors import cors_headers
@@ -57,10 +52,6 @@ from .listeners import DefaultListenerErrors
 from .listeners import public_listeners
 from .model_catalog import ModelCatalog
 from .model_catalog import list_object
-from .recovery import UpstreamAnswer
-from .recovery import needs_recovery
-from .recovery import recover
-from .recovery import send_upstream
 from .routes import Route
 from .routes import check_body
 from .routes import model_id
@@ -69,6 +60,7 @@ from .settings import Settings
 from .settings import deferred_option_problems
 from .settings import parse_settings
 from .settings import register_options
+from .upstream_access import UpstreamAccess
 
 logger = logging.getLogger(__name__)
 
@@ -86,11 +78,8 @@ class CodexGateway:
     def __init__(self) -> None:
         _fail_closed_on_bad_options()
         self.settings: Settings | None = None
-        self.auth: CodexAuthFile | None = None  # read-only view of auth.json, used while replaying
-        self.pool: AccountPool | None = None
+        self.access: UpstreamAccess | None = None
         self.catalog: ModelCatalog | None = None
-        self._leases: dict[str, Lease] = {}
-        self._http: httpx.AsyncClient | None = None
         self._switch_listener: DefaultListenerErrors | None = None
         self._deferred: dict[str, ClientAnswer] = {}
         self.writer = AnswerWriter(self._deferred)
@@ -112,8 +101,9 @@ class CodexGateway:
             settings.gateway_home,
             settings.issuer,
         ):
-            self.auth = CodexAuthFile(settings.codex_home)
-            self.pool = AccountPool(settings.codex_home, settings.gateway_home, settings.issuer)
+            self.access = UpstreamAccess(settings)
+        assert self.access is not None
+        self.access.settings = settings
         if old is None or (old.codex_home, old.gateway_home, old.upstream) != (
             settings.codex_home,
             settings.gateway_home,
@@ -185,9 +175,8 @@ class CodexGateway:
         if not meta or response is None or "client_status" in meta or not flow.live:
             return
         redact_request(flow.request.headers)  # sent already; from here on the flow is shown and may be saved
-        lease = self._leases.get(flow.id)
-        if lease is not None and self.pool is not None:
-            self.pool.record_headers(lease, codex_headers(response.headers))
+        if self.access is not None:
+            self.access.record(flow.id, codex_headers(response.headers))
         if not (200 <= response.status_code < 300) or response.raw_content is not None:
             return  # buffered: upstream error or replayed body; translated in `response`
         stream = stream_translator(meta)
@@ -215,9 +204,8 @@ class CodexGateway:
                 body = response.get_content(strict=False) or b""
                 if response.status_code >= 300:
                     meta["upstream_status"] = response.status_code
-                lease = self._leases.get(flow.id)
-                if lease is not None and flow.is_replay != "response" and needs_recovery(response.status_code, body):
-                    body = await self._recover(flow, meta, lease, body)
+                if flow.is_replay != "response" and self.access is not None:
+                    body = await self._retried(flow, meta, body)
                 self._defer_answer(flow, buffered_answer(meta, response.status_code, response.headers, body))
         except GatewayError as e:
             self._defer_answer(flow, ClientAnswer.from_error(e))
@@ -226,7 +214,8 @@ class CodexGateway:
             failure = GatewayError(502, f"The gateway failed to translate the upstream answer ({type(e).__name__}).")
             self._defer_answer(flow, ClientAnswer.from_error(failure))
         finally:
-            self._leases.pop(flow.id, None)
+            if self.access is not None:
+                self.access.release(flow.id)
             meta["finished_at"] = time.time()
             redact_request(flow.request.headers)
             annotate(flow)
@@ -237,7 +226,8 @@ class CodexGateway:
             return
         redact_request(flow.request.headers)
         self._deferred.pop(flow.id, None)
-        self._leases.pop(flow.id, None)
+        if self.access is not None:
+            self.access.release(flow.id)
         meta["finished_at"] = time.time()
         meta["error"] = flow.error.msg if flow.error else "unknown error"
         annotate(flow)
@@ -245,8 +235,8 @@ class CodexGateway:
     # -- request side -----------------------------------------------------------------------------------
 
     async def _handle_request(self, flow: http.HTTPFlow) -> None:
-        settings, auth = self.settings, self.auth
-        assert settings is not None and auth is not None
+        settings = self.settings
+        assert settings is not None
         origin = allowed_origin(flow.request.headers.get("origin"), settings.cors_origins)
         if flow.request.method == "OPTIONS" and origin:
             requested = flow.request.headers.get("access-control-request-headers")
@@ -275,7 +265,8 @@ class CodexGateway:
         meta.update(upstream.meta, session_headers=upstream.session_headers)
         if route in (Route.CHAT, Route.RESPONSES):
             self.catalog_check(upstream.meta["model"])
-        creds = await self._credentials(flow, meta.get("session_id"))
+        assert self.access is not None
+        creds = await self.access.credentials(flow.id, meta.get("session_id"), replaying=_server_replaying())
         meta["account"] = creds.label if creds else None
         flow.request.method = "POST"
         # Field by field: the `url` setter re-parses the URL on every request and costs ten times as much.
@@ -294,17 +285,9 @@ class CodexGateway:
             self.catalog.check(model)  # a 404 only while the live catalog is authoritative
 
     async def _answer_models(self, flow: http.HTTPFlow, route: Route, origin: str | None) -> None:
-        assert self.catalog is not None
-        headers = None
-        if not ("server_replay" in ctx.options and ctx.options.server_replay):
-            try:
-                assert self.pool is not None and self.settings is not None
-                lease = await self.pool.acquire()
-                headers = dict(upstream_headers(self.settings, lease.credentials, []))
-                del headers["Host"]
-            except GatewayError:
-                headers = None  # no usable login: the cached or built-in list still answers
-        models = await self.catalog.models(headers, self._client())
+        assert self.catalog is not None and self.access is not None
+        headers = await self.access.catalog_headers(replaying=_server_replaying())
+        models = await self.catalog.models(headers, self.access.client())
         payload = list_object(models) if route is Route.MODELS else self.catalog.retrieve(model_id(flow.request.path))
         flow.response = json_response(200, payload, origin)
         flow.metadata[META] = {
@@ -316,25 +299,6 @@ class CodexGateway:
             "models_source": self.catalog.source,
         }
         annotate(flow)
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            timeout = self.settings.idle_timeout if self.settings else 300
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=15))
-        return self._http
-
-    async def _credentials(self, flow: http.HTTPFlow, session_id: str | None) -> Credentials | None:
-        """A lease from the account pool; while server-replaying, whatever auth.json holds (or nothing):
-        recorded answers need no login and no refresh may happen offline."""
-        if "server_replay" in ctx.options and ctx.options.server_replay:
-            try:
-                return self.auth.credentials() if self.auth else None
-            except GatewayError:
-                return None
-        assert self.pool is not None
-        lease = await self.pool.acquire(session_id)
-        self._leases[flow.id] = lease
-        return lease.credentials
 
     @staticmethod
     def _check_key(flow: http.HTTPFlow, key: str | None) -> None:
@@ -351,55 +315,38 @@ class CodexGateway:
 
     def _reauthorize_replay(self, flow: http.HTTPFlow) -> None:
         # A saved upstream request replayed with `replay.client`: its credentials were redacted when saved.
-        if not flow.request.path.endswith("/responses") or self.auth is None:
+        if not flow.request.path.endswith("/responses") or self.access is None:
             return
-        creds = self.auth.credentials()
+        creds = self.access.auth.credentials()
         flow.request.headers["Authorization"] = f"Bearer {creds.access_token}"
         flow.request.headers["ChatGPT-Account-ID"] = creds.account_id
 
     # -- retries (side requests) ----------------------------------------------------------------------------
 
-    async def _recover(self, flow: http.HTTPFlow, meta: dict[str, Any], lease: Lease, body: bytes) -> bytes:
-        """After a 401 or a usage limit: retry as `recovery.recover` allows, and make the final upstream answer
-        the flow's, so a saved flow holds what the client's answer was made from."""
+    async def _retried(self, flow: http.HTTPFlow, meta: dict[str, Any], body: bytes) -> bytes:
+        """After a 401 or a usage limit, the retried upstream answer becomes the flow's (so a saved flow holds
+        what the client's answer was made from); returns the body to translate."""
         response = flow.response
-        assert response is not None and self.pool is not None
-        first = UpstreamAnswer(response.status_code, dict(response.headers), body, lease)
-
-        async def send(lease: Lease) -> tuple[int, dict[str, str], bytes]:
-            return await self._resend(flow, meta, lease)
-
-        final = await recover(self.pool, first, send, meta.get("session_id"))
-        if final is first or not final.notes:
+        assert response is not None and self.access is not None
+        answer = (response.status_code, response.headers, body)
+        final = await self.access.retry(flow.id, answer, flow.request.url, flow.request.content, meta)
+        if final is None:
             return body
-        meta["retries"] = final.notes
+        meta.update(retries=final.notes, account=final.lease.credentials.label)
         meta["upstream_status"] = final.status if final.status >= 300 else None
-        meta["account"] = final.lease.credentials.label
         response.status_code = final.status
         response.headers = http.Headers([(k.encode(), v.encode()) for k, v in final.headers.items()])
         response.content = final.body
         return final.body
 
-    async def _resend(
-        self, flow: http.HTTPFlow, meta: dict[str, Any], lease: Lease
-    ) -> tuple[int, dict[str, str], bytes]:
-        settings = self.settings
-        assert settings is not None
-        headers = dict(upstream_headers(settings, lease.credentials, meta.get("session_headers", [])))
-        del headers["Host"]
-        return await send_upstream(self._client(), flow.request.url, headers, flow.request.content)
-
     async def done(self) -> None:
-        if self.pool is not None:
-            self.pool.flush()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self.access is not None:
+            await self.access.aclose()
 
     @command.command("codex.accounts")
     def accounts_status(self) -> str:
         """The ChatGPT accounts the gateway uses: plan, token expiry, last quota, cooldown (never a token)."""
-        return format_status(self.pool.status()) if self.pool else "no accounts configured"
+        return format_status(self.access.pool.status()) if self.access else "no accounts configured"
 
     # -- answers ----------------------------------------------------------------------------------------
 
@@ -450,3 +397,7 @@ def _fail_closed_on_bad_options() -> None:
         if proxyserver is not None and proxyserver.is_running:
             master.shutdown()  # a hot reload: nothing else would stop the untranslated forwarding
         raise ValueError("codex-gateway: refusing to start with invalid options: " + "; ".join(problems))
+
+
+def _server_replaying() -> bool:
+    return "server_replay" in ctx.options and bool(ctx.options.server_replay)
