@@ -21,11 +21,7 @@ Wiring (addon), for both endpoints; the answer is always buffered (no `response.
 `meta` is a JSON-serializable dict (store it in flow metadata). `answer_from_events(events, meta)` and
 `answer_from_body(body, meta)` give `(http_status, images_response | error_envelope)`.
 
-Upstream shapes (protocol and OpenAI types): `response.output_item.done` with
-`{"type": "image_generation_call", "status": "completed", "result": <base64>, "revised_prompt", "size",
-"quality", "output_format", "background"}`; `response.image_generation_call.partial_image` with
-`partial_image_b64` (used only when no final image arrived); token usage in the terminal response's
-`tool_usage.image_gen`.
+The answer side (the finished `image_generation_call` → an images response) is in images_answer.py.
 """
 
 from __future__ import annotations
@@ -34,21 +30,18 @@ import base64
 import binascii
 import hashlib
 import re
-import time
 import uuid
-from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from .chat_stream import chat_usage
-from .client_answer import ClientAnswer
 from .errors import GatewayError
 from .errors import bad_request
-from .errors import failure_status
-from .errors import upstream_error
-from .sse import SSEDecoder
+from .images_answer import answer_from_body  # noqa: E402  (re-exported: images is the feature's entry point)
+from .images_answer import answer_from_events  # noqa: E402
+from .images_answer import buffered_answer  # noqa: E402
+from .multipart import parse_multipart  # noqa: E402
 
 __all__ = [
     "DEFAULT_ORCHESTRATOR",
@@ -331,53 +324,6 @@ def _fields(body: bytes, content_type: str | None) -> tuple[dict[str, Any], dict
     )
 
 
-class _Part:
-    __slots__ = ("name", "filename", "content_type", "data")
-
-    def __init__(self, name: str, filename: str | None, content_type: str | None, data: bytes) -> None:
-        self.name = name
-        self.filename = filename
-        self.content_type = content_type
-        self.data = data
-
-
-def parse_multipart(content_type: str, body: bytes) -> list[_Part]:
-    """A multipart/form-data body (RFC 7578) → its parts; binary-safe. Raises a 400 when it cannot be parsed."""
-    match = re.search(r'boundary=(?:"([^"]+)"|([^;\s]+))', content_type, re.I)
-    if match is None:
-        raise bad_request("The multipart/form-data body has no boundary in its Content-Type.", code="invalid_body")
-    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
-    chunks = body.split(delimiter)
-    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
-        raise bad_request("The multipart/form-data body is truncated or malformed.", code="invalid_body")
-    parts: list[_Part] = []
-    for chunk in chunks[1:-1]:
-        if chunk.startswith(b"\r\n"):
-            chunk = chunk[2:]
-        head, sep, data = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            raise bad_request("A multipart/form-data part has no header block.", code="invalid_body")
-        if data.endswith(b"\r\n"):
-            data = data[:-2]
-        headers: dict[str, str] = {}
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        disposition = headers.get("content-disposition", "")
-        name = _param(disposition, "name")
-        if name is None:
-            continue
-        parts.append(_Part(name, _param(disposition, "filename"), headers.get("content-type"), data))
-    return parts
-
-
-def _param(header: str, key: str) -> str | None:
-    match = re.search(rf'(?:^|;)\s*{key}=(?:"((?:[^"\\]|\\.)*)"|([^;]*))', header, re.I)
-    if match is None:
-        return None
-    return match.group(1) if match.group(1) is not None else match.group(2).strip()
-
-
 # -- edit inputs ----------------------------------------------------------------------------------------------
 
 
@@ -469,147 +415,3 @@ def _sniff(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
-
-
-# -- answers --------------------------------------------------------------------------------------------------
-
-
-def answer_from_body(body: bytes, meta: Mapping[str, Any], *, now: float | None = None) -> tuple[int, dict[str, Any]]:
-    """A whole upstream SSE body → `(200, images response)` or `(status, error envelope)`."""
-    decoder = SSEDecoder()
-    events: list[dict[str, Any]] = []
-    for ev in decoder.feed(body) + decoder.close():
-        if ev.data[:1] != "{":
-            continue
-        try:
-            obj = orjson.loads(ev.data)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            events.append(obj)
-    return answer_from_events(events, meta, now=now)
-
-
-def answer_from_events(
-    events: Iterable[Mapping[str, Any]], meta: Mapping[str, Any], *, now: float | None = None
-) -> tuple[int, dict[str, Any]]:
-    """Parsed upstream events → `(200, {created, data: [{b64_json, revised_prompt}], ..., usage})`, or an error
-    envelope: the upstream failure mapped like `/v1/responses`, a failed image call (400, e.g. moderation), or a
-    502 `image_generation_failed` when the model answered without an image."""
-    created: int | None = None
-    calls: list[Mapping[str, Any]] = []
-    partial: str | None = None
-    texts: list[str] = []
-    final: Mapping[str, Any] | None = None
-    failure: Mapping[str, Any] | None = None
-    for ev in events:
-        kind = ev.get("type")
-        response = ev.get("response")
-        if kind == "response.created" and isinstance(response, Mapping):
-            at = response.get("created_at")
-            if isinstance(at, int | float) and not isinstance(at, bool):
-                created = int(at)
-        elif kind == "response.output_item.done":
-            item = ev.get("item")
-            if isinstance(item, Mapping) and item.get("type") == "image_generation_call":
-                calls.append(item)
-            elif isinstance(item, Mapping) and item.get("type") == "message":
-                texts += [
-                    p["text"]
-                    for p in item.get("content") or ()
-                    if isinstance(p, Mapping) and isinstance(p.get("text"), str)
-                ]
-        elif kind == "response.image_generation_call.partial_image":
-            if isinstance(ev.get("partial_image_b64"), str) and ev["partial_image_b64"]:
-                partial = ev["partial_image_b64"]
-        elif kind in ("response.completed", "response.incomplete"):
-            final = response if isinstance(response, Mapping) else {}
-        elif kind == "response.failed":
-            err = response.get("error") if isinstance(response, Mapping) else None
-            failure = err if isinstance(err, Mapping) else {}
-        elif kind == "error":
-            nested = ev.get("error")
-            failure = nested if isinstance(nested, Mapping) else ev
-    if failure is not None or final is None:
-        source = failure if failure is not None else {"code": "stream_incomplete"}
-        code = source.get("code") if isinstance(source.get("code"), str) else None
-        status, etype = failure_status(code, source.get("type"))
-        message = source.get("message") if isinstance(source.get("message"), str) else None
-        if final is None and failure is None:
-            message = "The upstream stream ended before the image was finished."
-        err = GatewayError(status, message or "Image generation failed upstream.", type=etype, code=code)
-        return err.status, err.payload()
-
-    done = next((c for c in calls if isinstance(c.get("result"), str) and c["result"]), None)
-    if done is None and partial is None:
-        failed = next((c for c in calls if isinstance(c.get("error"), Mapping)), None)
-        if failed is not None:
-            cerr = failed["error"]
-            code = cerr.get("code") if isinstance(cerr.get("code"), str) else "image_generation_failed"
-            message = cerr.get("message") if isinstance(cerr.get("message"), str) else "The image could not be made."
-            err = GatewayError(400, message, type="image_generation_user_error", code=code)
-            return err.status, err.payload()
-        said = " ".join(" ".join(texts).split())[:300]
-        err = GatewayError(
-            502,
-            "The Codex backend returned no image" + (f"; the model said: {said}" if said else "."),
-            code="image_generation_failed",
-        )
-        return err.status, err.payload()
-
-    image: dict[str, Any] = {"b64_json": done["result"] if done is not None else partial}
-    revised = done.get("revised_prompt") if done is not None else None
-    if isinstance(revised, str) and revised:
-        image["revised_prompt"] = revised
-    at = created if created is not None else final.get("created_at")
-    payload: dict[str, Any] = {
-        "created": int(at) if isinstance(at, int | float) else int(now if now is not None else time.time()),
-        "data": [image],
-    }
-    source = done or {}
-    for key in ("background", "output_format", "quality", "size"):
-        value = source.get(key) or meta.get(key)
-        if isinstance(value, str) and value != "auto":
-            payload[key] = value
-    usage = _image_usage(final)
-    if usage is not None:
-        payload["usage"] = usage
-    return 200, payload
-
-
-def _image_usage(final: Mapping[str, Any]) -> dict[str, Any] | None:
-    """`tool_usage.image_gen` (the image tokens), else the orchestrator's usage as text tokens."""
-    tool_usage = final.get("tool_usage")
-    image_gen = tool_usage.get("image_gen") if isinstance(tool_usage, Mapping) else None
-    if isinstance(image_gen, Mapping) and isinstance(image_gen.get("total_tokens"), int):
-        usage = {
-            k: image_gen[k]
-            for k in ("input_tokens", "input_tokens_details", "output_tokens", "total_tokens", "output_tokens_details")
-            if image_gen.get(k) is not None
-        }
-        usage.setdefault("input_tokens_details", {"image_tokens": 0, "text_tokens": usage.get("input_tokens", 0)})
-        return usage
-    base = chat_usage(final.get("usage"))
-    if base is None:
-        return None
-    return {
-        "input_tokens": base["prompt_tokens"],
-        "input_tokens_details": {"image_tokens": 0, "text_tokens": base["prompt_tokens"]},
-        "output_tokens": base["completion_tokens"],
-        "total_tokens": base["total_tokens"],
-    }
-
-
-def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
-    """The client's answer for the (always buffered) upstream answer of an images request."""
-    if not (200 <= status < 300):
-        return ClientAnswer.from_error(upstream_error(status, body, headers))
-    code, payload = answer_from_body(body, meta)
-    answer = ClientAnswer(code, "application/json", orjson.dumps(payload))
-    if code != 200:
-        answer.error = payload["error"]["message"]
-    else:
-        answer.finish_reason = "stop"
-        usage = payload.get("usage")
-        answer.usage = chat_usage(usage) if isinstance(usage, dict) else None
-    return answer
