@@ -38,10 +38,10 @@ import orjson
 
 from .errors import GatewayError
 from .errors import bad_request
-from .images_answer import answer_from_body  # noqa: E402  (re-exported: images is the feature's entry point)
-from .images_answer import answer_from_events  # noqa: E402
-from .images_answer import buffered_answer  # noqa: E402
-from .multipart import parse_multipart  # noqa: E402
+from .images_answer import answer_from_body  # re-exported: images is the entry point
+from .images_answer import answer_from_events
+from .images_answer import buffered_answer
+from .multipart import parse_multipart
 
 __all__ = [
     "DEFAULT_ORCHESTRATOR",
