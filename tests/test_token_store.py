@@ -335,6 +335,19 @@ async def test_failed_proactive_refresh_keeps_using_a_still_valid_token(
     assert creds.access_token == tokens.access_token
 
 
+async def test_opaque_token_is_used_when_a_due_refresh_fails_transiently(
+    tmp_path: Path, issuer: FakeIssuer, clock: Clock
+) -> None:
+    """No expiry to judge it by: the backend decides (a 401 there triggers the reactive refresh)."""
+    tokens = issuer.issue(issuer.add_account("a@example.com"))
+    doc = tokens.auth_json(format_iso(clock() - 9 * DAY))
+    doc["tokens"]["access_token"] = "opaque-access-token"
+    atomic_write_json(tmp_path / "auth.json", doc)
+    issuer.fail_next(502, {"detail": "bad gateway"})
+    creds = await TokenStore(tmp_path / "auth.json", issuer.url, clock=clock).fresh()
+    assert creds.access_token == "opaque-access-token" and issuer.count("refresh_token") == 1
+
+
 async def test_missing_file_is_a_401(tmp_path: Path, issuer: FakeIssuer) -> None:
     with pytest.raises(GatewayError) as err:
         await TokenStore(tmp_path / "auth.json", issuer.url).fresh()

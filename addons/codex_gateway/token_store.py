@@ -213,10 +213,16 @@ class TokenStore:
             return record.credentials()
         try:
             return await self._refresh_if(self.is_stale)
-        except GatewayError:
+        except GatewayError as e:
             current = self.load()
-            if current is not None and current.expires_at is not None and current.expires_at > self.clock() + 10:
+            usable = current is not None and (
                 # The old token still works for a while: serve with it, the next request tries the refresh again.
+                (current.expires_at is not None and current.expires_at > self.clock() + 10)
+                # No expiry to go by (an opaque token, refreshed long ago) and only a transient refresh failure:
+                # let the backend judge it; a 401 there leads to the reactive refresh.
+                or (current.expires_at is None and e.status != 401)
+            )
+            if current is not None and usable:
                 if self._fallback_warned != self.last_error:
                     self._fallback_warned = self.last_error
                     logger.warning("using the token of %s until it expires: %s", current.label, self.last_error)
