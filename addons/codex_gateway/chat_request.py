@@ -28,6 +28,7 @@ from .chat_schema import ToolMessage
 from .chat_schema import UserMessage
 from .errors import GatewayError
 from .errors import bad_request
+from .errors import parse_json_object
 
 __all__ = ["CodexRequest", "translate_chat_request", "DEFAULT_INSTRUCTIONS"]
 
@@ -56,12 +57,7 @@ class CodexRequest:
 
 def translate_chat_request(raw: bytes) -> CodexRequest:
     """Validates and translates a raw request body. Raises `GatewayError` (400) with the offending `param`."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise bad_request(f"We could not parse the JSON body of your request: {e}", code="invalid_json") from e
-    if not isinstance(data, dict):
-        raise bad_request("The request body must be a JSON object.", code="invalid_type")
+    data = parse_json_object(raw)
     if "messages" not in data:
         raise bad_request("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
     if "model" not in data:

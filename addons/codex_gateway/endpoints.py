@@ -29,6 +29,7 @@ from .client_answer import buffered_answer as chat_buffered_answer
 from .client_answer import machine_for
 from .errors import GatewayError
 from .errors import bad_request
+from .errors import parse_json_object
 from .errors import upstream_error
 from .routes import Route
 
@@ -83,7 +84,7 @@ def prepare_upstream(
         headers = responses_api.upstream_session_headers(client_headers, rreq.session_id)
         return Upstream("/responses", _encoded(rreq.body_bytes, rreq.body), headers, meta)
     if route is Route.COMPACT:
-        doc = _json_object(raw)
+        doc = parse_json_object(raw)
         model = doc.get("model")
         session_id = str(uuid.UUID(bytes=hashlib.sha256(raw).digest()[:16], version=4))
         headers = responses_api.upstream_session_headers(client_headers, session_id)
@@ -173,13 +174,3 @@ def _unencodable(body: Mapping[str, Any]) -> str | None:
                     return f"{key}[{i}]"
             return str(key)
     return None
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise bad_request(f"We could not parse the JSON body of your request: {e}", code="invalid_json") from e
-    if not isinstance(doc, dict):
-        raise bad_request("The request body must be a JSON object.", code="invalid_type")
-    return doc

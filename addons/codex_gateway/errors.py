@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["GatewayError", "upstream_error", "failure_status", "bad_request", "STATUS_TYPES"]
+__all__ = ["GatewayError", "upstream_error", "failure_status", "bad_request", "parse_json_object", "STATUS_TYPES"]
 
 STATUS_TYPES = {
     400: "invalid_request_error",
@@ -73,6 +73,17 @@ def failure_status(code: Any, etype: Any = None) -> tuple[int, str]:
 
 def bad_request(message: str, param: str | None = None, code: str | None = "invalid_value") -> GatewayError:
     return GatewayError(400, message, param=param, code=code)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A client's JSON request body, which must be an object; anything else is a 400."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise bad_request(f"We could not parse the JSON body of your request: {e}", code="invalid_json") from e
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.", code="invalid_type")
+    return data
 
 
 def upstream_error(status: int, body: bytes, headers: Mapping[str, str], now: float | None = None) -> GatewayError:

@@ -38,6 +38,7 @@ import orjson
 
 from .errors import GatewayError
 from .errors import bad_request
+from .errors import parse_json_object
 from .images_answer import answer_from_body  # re-exported: images is the entry point
 from .images_answer import answer_from_events
 from .images_answer import buffered_answer
@@ -310,13 +311,7 @@ def _fields(body: bytes, content_type: str | None) -> tuple[dict[str, Any], dict
                 fields[part.name] = part.data.decode("utf-8", "replace")
         return fields, files
     if media in ("application/json", "text/json") or media.endswith("+json"):
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise bad_request(f"We could not parse the JSON body of your request: {e}", code="invalid_json") from e
-        if not isinstance(data, dict):
-            raise bad_request("The request body must be a JSON object.", code="invalid_type")
-        return data, {}
+        return parse_json_object(body), {}
     raise GatewayError(
         415,
         f"Unsupported content type {media!r}: send application/json or multipart/form-data.",

@@ -65,6 +65,7 @@ from typing import Any
 import orjson
 
 from .errors import bad_request
+from .errors import parse_json_object
 
 __all__ = [
     "ResponsesRequest",
@@ -140,12 +141,7 @@ class ResponsesRequest:
 
 def prepare(raw: bytes, *, default_instructions: str) -> ResponsesRequest:
     """Validates and fixes up a raw `/v1/responses` body. Raises `GatewayError` (400) naming the `param`."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise bad_request(f"We could not parse the JSON body of your request: {e}", code="invalid_json") from e
-    if not isinstance(data, dict):
-        raise bad_request("The request body must be a JSON object.", code="invalid_type")
+    data = parse_json_object(raw)
 
     for name, message in _NEEDS_STORAGE.items():
         if data.get(name) not in (None, "", {}):
