@@ -102,3 +102,12 @@ def test_all_accounts_limited_is_a_local_429(client: openai.OpenAI, backend: Fak
         client.chat.completions.create(model="gpt-5.4", messages=MESSAGES)
     assert backend.requests == [], "answered locally, without calling upstream"
     assert 7000 < int(info.value.response.headers["retry-after"]) <= 7200
+
+
+def test_streaming_client_gets_the_retried_answer_whole(client: openai.OpenAI, backend: FakeCodexBackend) -> None:
+    backend.enqueue(ErrorScript(401, EXPIRED))
+    chunks = list(client.chat.completions.create(model="gpt-5.4", messages=MESSAGES, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello from fake Codex"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert len(backend.responses_requests()) == 2
