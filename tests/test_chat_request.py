@@ -547,3 +547,15 @@ def test_reasoning_summary_without_effort_is_forwarded_or_reported() -> None:
     got = translate({"messages": [USER], "reasoning": {"summary": "detailed"}})
     forwarded = got.body.get("reasoning", {}).get("summary") == "detailed"
     assert forwarded or any(d.startswith("reasoning") for d in got.dropped)
+
+
+@pytest.mark.parametrize("legacy", ["functions", "function_call"])
+def test_legacy_function_parameters_are_a_clear_400(legacy: str) -> None:
+    body = {
+        "model": "gpt-5.4",
+        "messages": [{"role": "user", "content": "hi"}],
+        legacy: [] if legacy == "functions" else "auto",
+    }
+    with pytest.raises(GatewayError) as e:
+        translate_chat_request(json.dumps(body).encode())
+    assert (e.value.status, e.value.param, e.value.code) == (400, legacy, "unsupported_parameter")

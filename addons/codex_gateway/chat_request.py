@@ -58,6 +58,13 @@ class CodexRequest:
 def translate_chat_request(raw: bytes) -> CodexRequest:
     """Validates and translates a raw request body. Raises `GatewayError` (400) with the offending `param`."""
     data = parse_json_object(raw)
+    for legacy in ("functions", "function_call"):
+        if data.get(legacy) is not None:  # silently dropping them would silently drop the client's tools
+            raise bad_request(
+                f"'{legacy}' is the deprecated form of tools and is not supported: send 'tools' and 'tool_choice'.",
+                legacy,
+                "unsupported_parameter",
+            )
     if "messages" not in data:
         raise bad_request("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")
     if "model" not in data:
