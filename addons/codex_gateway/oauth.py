@@ -301,7 +301,7 @@ def _read_pastes(
         while not callback.result.done():
             try:
                 line = source()
-            except (OSError, ValueError):
+            except Exception:  # whatever the reader's failure (closed stdin, ...), pasting is simply over
                 return
             if not line:  # EOF: nothing will be pasted
                 return
