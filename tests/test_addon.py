@@ -88,3 +88,13 @@ async def test_missing_login_is_401_envelope(tmp_path: Path) -> None:
         await gw.request(f)
     assert f.response is not None and f.response.status_code == 401
     assert "codex login" in orjson.loads(f.response.content)["error"]["message"]
+
+
+async def test_accounts_command_shows_the_login_without_tokens(
+    gateway: tuple[CodexGateway, taddons.context], tmp_path: Path
+) -> None:
+    gw, tctx = gateway
+    login = orjson.loads((tmp_path / "auth.json").read_bytes())["tokens"]
+    table = tctx.command(gw.accounts_status)
+    assert "user@example.com" in table
+    assert all(secret not in table for secret in (login["access_token"], login["refresh_token"], login["id_token"]))
