@@ -1,8 +1,5 @@
-"""The model list answered locally on `GET /v1/models`.
-
-Read from the Codex CLI's own catalog cache (`$CODEX_HOME/models_cache.json`, only ever read) when it is there,
-else a built-in list of the models a ChatGPT login can use with Codex.
-"""
+"""Model objects in the OpenAI shape, and the Codex CLI's own catalog cache (`$CODEX_HOME/models_cache.json`,
+only ever read): the building blocks of model_catalog.py."""
 
 from __future__ import annotations
 
@@ -11,9 +8,8 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BUILTIN_MODELS", "list_models", "model_object"]
+__all__ = ["catalog_from_cache", "model_object"]
 
-BUILTIN_MODELS = ("gpt-5.4", "gpt-5.4-mini", "gpt-5.3-codex", "gpt-5.2-codex", "gpt-5.2", "gpt-5.1-codex-max")
 _CREATED = 1_760_000_000  # the catalog has no dates; a fixed value keeps answers reproducible
 
 
@@ -39,13 +35,3 @@ def catalog_from_cache(codex_home: Path) -> list[dict[str, Any]] | None:
     if not isinstance(models, list):
         return None
     return [m for m in models if isinstance(m, dict) and isinstance(m.get("slug"), str)]
-
-
-def list_models(codex_home: Path) -> dict[str, Any]:
-    catalog = catalog_from_cache(codex_home)
-    if catalog:
-        visible = [m for m in catalog if m.get("visibility", "list") not in ("hide", "none")]
-        data = [model_object(m["slug"], m) for m in visible]
-    else:
-        data = [model_object(slug) for slug in BUILTIN_MODELS]
-    return {"object": "list", "data": data}
