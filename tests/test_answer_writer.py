@@ -1,0 +1,145 @@
+"""answer_writer: putting a client's answer into its flow, and the last-in-chain writer of pending answers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from codex_gateway.answer_writer import AnswerWriter
+from codex_gateway.answer_writer import answer_headers
+from codex_gateway.answer_writer import json_response
+from codex_gateway.answer_writer import write_answer
+from codex_gateway.client_answer import ClientAnswer
+from codex_gateway.flowinfo import META
+from mitmproxy import http
+from mitmproxy.test import tflow
+
+ORIGIN = "https://app.example"
+UPSTREAM_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"content-length", b"9999"),
+    (b"set-cookie", b"__cf_bm=secret"),
+    (b"cf-ray", b"abc-AMS"),
+    (b"access-control-allow-origin", b"*"),
+    (b"x-request-id", b"req_1"),
+    (b"x-codex-primary-used-percent", b"12"),
+]
+CORS = [
+    (b"access-control-allow-origin", ORIGIN.encode()),
+    (b"vary", b"Origin"),
+    (b"access-control-expose-headers", b"x-request-id, retry-after, openai-model"),
+]
+
+
+def flow(cors_origin: str | None = None) -> http.HTTPFlow:
+    f = tflow.tflow(resp=True)
+    assert f.response is not None
+    f.response.headers = http.Headers(UPSTREAM_HEADERS)
+    f.response.content = b"raw upstream body"
+    f.metadata[META] = {"endpoint": "chat.completions"}
+    if cors_origin is not None:
+        f.metadata[META]["cors_origin"] = cors_origin
+    return f
+
+
+ANSWER = ClientAnswer(429, "application/json", b'{"error":{"message":"slow"}}', {"retry-after": "60"})
+
+
+# -- write_answer -----------------------------------------------------------------------------------------------
+
+
+def test_status_reason_and_body() -> None:
+    f = flow()
+    write_answer(f, ANSWER)
+    assert f.response is not None
+    assert (f.response.status_code, f.response.reason, f.response.content) == (429, "", ANSWER.body)
+
+
+def test_headers_are_allow_listed_and_framed_for_the_new_body() -> None:
+    f = flow()
+    write_answer(f, ANSWER)
+    assert f.response is not None
+    assert f.response.headers.fields == (
+        (b"content-type", b"application/json"),
+        (b"x-request-id", b"req_1"),
+        (b"x-codex-primary-used-percent", b"12"),
+        (b"retry-after", b"60"),
+        (b"content-length", str(len(ANSWER.body)).encode()),
+    )
+
+
+def test_cors_origin_comes_from_the_flow_metadata() -> None:
+    f = flow(cors_origin=ORIGIN)
+    write_answer(f, ANSWER)
+    assert f.response is not None
+    for name, value in CORS:
+        assert f.response.headers.get_all(name.decode()) == [value.decode()]
+
+
+@pytest.mark.parametrize("metadata", [{}, {META: {}}, {META: {"cors_origin": None}}])
+def test_no_cors_headers_without_an_origin(metadata: dict[str, object]) -> None:
+    f = flow()
+    f.metadata = metadata
+    write_answer(f, ANSWER)
+    assert f.response is not None
+    assert not any(name.lower().startswith(b"access-control-") for name, _ in f.response.headers.fields)
+
+
+def test_answer_headers_override_upstream_ones() -> None:
+    upstream = http.Headers([(b"retry-after", b"5"), (b"x-request-id", b"req_1")])
+    headers = answer_headers(ANSWER, upstream, None)
+    assert headers.get_all("retry-after") == ["60"]
+
+
+def test_answer_headers_without_upstream() -> None:
+    assert answer_headers(ANSWER, None, ORIGIN).fields == (
+        (b"content-type", b"application/json"),
+        (b"retry-after", b"60"),
+        *CORS,
+    )
+
+
+# -- json_response ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", [None, ORIGIN])
+def test_json_response(origin: str | None) -> None:
+    r = json_response(404, {"error": {"message": "nope"}}, origin)
+    assert (r.status_code, json.loads(r.content)) == (404, {"error": {"message": "nope"}})
+    expected = [(b"content-type", b"application/json"), *(CORS if origin else [])]
+    assert [f for f in r.headers.fields if f[0] != b"content-length"] == expected
+
+
+# -- AnswerWriter -----------------------------------------------------------------------------------------------
+
+
+def test_writer_applies_a_pending_answer_once() -> None:
+    f = flow()
+    pending = {f.id: ANSWER}
+    writer = AnswerWriter(pending)
+    writer.response(f)
+    assert f.response is not None
+    assert (f.response.status_code, f.response.content, pending) == (429, ANSWER.body, {})
+
+
+def test_writer_leaves_flows_without_a_pending_answer_alone() -> None:
+    f, other = flow(), flow()
+    assert f.response is not None
+    before = (f.response.status_code, f.response.headers.fields, f.response.content)
+    pending = {other.id: ANSWER}
+    AnswerWriter(pending).response(f)
+    assert (f.response.status_code, f.response.headers.fields, f.response.content) == before
+    assert pending == {other.id: ANSWER}
+
+
+def test_writer_drops_the_answer_of_a_flow_without_response() -> None:
+    f = flow()
+    f.response = None
+    pending = {f.id: ANSWER}
+    AnswerWriter(pending).response(f)
+    assert (f.response, pending) == (None, {})
+
+
+def test_writer_identity() -> None:
+    writer = AnswerWriter({})
+    assert (writer.name, writer.registered) == ("codex_gateway_answers", False)
