@@ -174,11 +174,6 @@ BAD = [
     pytest.param(
         {"gateway_cors_origins": ["localhost:3000"]},
         "gateway_cors_origins",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG: 'localhost:3000' passes the check (urlsplit reads 'localhost' as the scheme), but it can "
-            "never equal a browser's Origin (http://localhost:3000), so CORS silently stays off for it",
-        ),
         id="cors host:port",
     ),
 ]

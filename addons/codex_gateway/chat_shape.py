@@ -88,13 +88,19 @@ def _stream_shape(body: bytes, shape: ChatShape, include_usage: bool | None) -> 
             continue
         if event.event is not None:
             shape.problems.append(f"event: line {event.event!r} in a chat stream")
-        chunk: Any = orjson.loads(event.data)
+        try:
+            chunk: Any = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            chunk = None
+        if not isinstance(chunk, dict):
+            shape.problems.append(f"event {n} is not a JSON object")
+            continue
         if "error" in chunk:
             shape.error = str(chunk["error"].get("message"))
             continue
         if chunk.get("object") != "chat.completion.chunk":
             shape.problems.append(f"chunk {n} is not a chat.completion.chunk")
-        ids.add(chunk.get("id"))
+        ids.add(str(chunk.get("id")))
         if chunk.get("usage") and not chunk.get("choices"):
             shape.usage_chunk = True
         for choice in chunk.get("choices") or ():

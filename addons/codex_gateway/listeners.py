@@ -28,6 +28,7 @@ class DefaultListenerErrors(logging.Filter):
 
 
 def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")  # mitmproxy keeps the brackets of `@[::1]:8787`
     if host == "localhost":
         return True
     try:

@@ -72,7 +72,8 @@ async def recover(
         if answer.status == 401 and not refreshed:
             refreshed = True
             lease = await pool.after_unauthorized(answer.lease)
-            answer.notes.append(f"401 {_error_code(answer.body) or ''}: token refreshed, retried".replace("  ", " "))
+            code = _error_code(answer.body)
+            answer.notes.append(f"401{' ' + code if code else ''}: token refreshed, retried")
         elif answer.status == 429 and _error_code(answer.body) == "usage_limit_reached":
             pool.cool_down(answer.lease, resets_at_from_error(answer.body, clock()))
             try:

@@ -100,7 +100,8 @@ def parse_settings(options: Any) -> Settings:
     if options.codex_idle_timeout <= 0:
         raise ValueError("codex_idle_timeout must be positive")
     for origin in options.gateway_cors_origins:
-        if origin != "*" and not urlsplit(origin).scheme:
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
             raise ValueError(f"gateway_cors_origins entries look like https://app.example, not {origin!r}")
     _http_url("codex_auth_issuer", options.codex_auth_issuer)
     gateway_home = options.gateway_home or os.environ.get("CODEX_GATEWAY_HOME") or "~/.codex-gateway"
