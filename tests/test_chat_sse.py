@@ -15,6 +15,7 @@ from codex_gateway.chat_sse import ChatSSETranslator
 from codex_gateway.chat_sse import render_completion
 from codex_gateway.chat_sse import run_body
 from codex_gateway.chat_sse import translate_body
+from codex_gateway.chat_stream import ChatStream
 from codex_gateway.chat_stream import completion_from_chunks
 
 from tests.conftest import FALLBACK_CREATED
@@ -304,3 +305,15 @@ def test_json_data_with_leading_whitespace_is_parsed() -> None:
     )
     got = chat_result([body])
     assert (got.ok, got.content, got.finish_reason) == (True, "hi", "stop")
+
+
+def test_event_name_stands_in_for_a_missing_type() -> None:
+    """Minimal servers may name the event only on the `event:` line; the JSON then has no "type"."""
+    body = (
+        b'event: response.created\ndata: {"response":{"id":"resp_t","created_at":1}}\n\n'
+        b'event: response.output_text.delta\ndata: {"delta":"hi"}\n\n'
+        b'event: response.completed\ndata: {"response":{"id":"resp_t"}}\n\n'
+    )
+    translator = ChatSSETranslator(ChatStream(model="m"))
+    text = b"".join(translator(body) + translator(b"")).decode()
+    assert '"content":"hi"' in text and '"finish_reason":"stop"' in text and text.endswith("data: [DONE]\n\n")

@@ -66,6 +66,8 @@ class ChatSSETranslator:
                 self.bad_events += 1  # Codex skips unparseable events too
                 continue
             if isinstance(obj, dict):
+                if "type" not in obj and ev.event:
+                    obj["type"] = ev.event  # the backend repeats the type in the JSON; minimal servers may not
                 chunks += feed(obj)
         return chunks
 
