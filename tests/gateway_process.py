@@ -80,6 +80,15 @@ def write_login(home: Path, auth_json: dict[str, Any]) -> FakeLogin:
     return FakeLogin(tokens["access_token"], tokens["refresh_token"], tokens["id_token"], tokens["account_id"], email)
 
 
+def refused_start(mode: str, confdir: Path, *sets: str) -> str:
+    """Runs mitmdump with the addon, expecting it to refuse to start; returns what it printed."""
+    set_args = [arg for spec in sets for arg in ("--set", spec)]
+    args = [str(MITMDUMP), "-s", str(ROOT / "addons" / "gateway.py"), "--mode", mode, "--set", f"confdir={confdir}"]
+    r = subprocess.run([*args, *set_args], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert r.returncode != 0, f"mitmdump started:\n{r.stdout}{r.stderr}"
+    return r.stdout + r.stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +12,9 @@ import pytest
 from tests.fakes import codex_events as ev
 from tests.fakes.codex_backend import FakeCodexBackend
 from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import MITMDUMP
-from tests.gateway_process import ROOT
 from tests.gateway_process import FakeLogin
 from tests.gateway_process import GatewayProcess
+from tests.gateway_process import refused_start
 
 CHAT = {"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -106,20 +104,4 @@ def test_stalled_upstream_cuts_the_client_stream(strict_gateway: GatewayProcess,
 
 
 def test_public_listener_without_key_is_refused(tmp_path: Path) -> None:
-    r = subprocess.run(
-        [
-            str(MITMDUMP),
-            "-s",
-            str(ROOT / "addons" / "gateway.py"),
-            "--mode",
-            "reverse:http://127.0.0.1:9@0.0.0.0:0",
-            "--set",
-            f"confdir={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-    )
-    assert r.returncode != 0
-    assert "gateway_api_key" in r.stdout + r.stderr
+    assert "gateway_api_key" in refused_start("reverse:http://127.0.0.1:9@0.0.0.0:0", tmp_path)
