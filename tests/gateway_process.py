@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mitmproxy import exceptions
+from mitmproxy import http
+from mitmproxy import io
+
 ROOT = Path(__file__).resolve().parents[1]
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
 
@@ -87,6 +91,20 @@ def refused_start(mode: str, confdir: Path, *sets: str) -> str:
     r = subprocess.run([*args, *set_args], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert r.returncode != 0, f"mitmdump started:\n{r.stdout}{r.stderr}"
     return r.stdout + r.stderr
+
+
+def read_saved_flows(path: Path, n: int, timeout: float = 15.0) -> list[http.HTTPFlow]:
+    """The flows a `-w` file holds, once there are `n` (each is written when it ends, error or not)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with path.open("rb") as f:
+                flows = [fl for fl in io.FlowReader(f).stream() if isinstance(fl, http.HTTPFlow)]
+        except (exceptions.FlowReadException, FileNotFoundError, ValueError):
+            flows = []
+        if len(flows) >= n or time.monotonic() > deadline:
+            return flows
+        time.sleep(0.02)  # polling for a file write, not a timing assertion
 
 
 def free_port() -> int:

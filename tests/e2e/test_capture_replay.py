@@ -12,7 +12,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +24,7 @@ from codex_gateway.contentviews import chat_answer
 from codex_gateway.flowinfo import FAILED_MARK
 from codex_gateway.flowinfo import META
 from codex_gateway.headers import REDACTED
-from mitmproxy import exceptions
 from mitmproxy import http
-from mitmproxy import io
 
 from tests.fakes import codex_events as ev
 from tests.fakes.codex_backend import ErrorScript
@@ -36,6 +33,7 @@ from tests.fakes.codex_backend import SSEScript
 from tests.gateway_process import ROOT
 from tests.gateway_process import FakeLogin
 from tests.gateway_process import GatewayProcess
+from tests.gateway_process import read_saved_flows
 from tests.gateway_process import write_codex_home
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -176,18 +174,7 @@ def _disconnect(base_url: str, key: str, ex: Exchange, backend: FakeCodexBackend
     release.set()
 
 
-def _read_flows(path: Path, n: int, timeout: float = 10.0) -> list[http.HTTPFlow]:
-    """Waits until the gateway has written `n` flows (each flow is written when it ends, error or not)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with path.open("rb") as f:
-                flows = [fl for fl in io.FlowReader(f).stream() if isinstance(fl, http.HTTPFlow)]
-        except (exceptions.FlowReadException, FileNotFoundError, ValueError):
-            flows = []
-        if len(flows) >= n or time.monotonic() > deadline:
-            return flows
-        time.sleep(0.02)  # polling for a file write, not a timing assertion
+_read_flows = read_saved_flows
 
 
 @pytest.fixture(scope="module")

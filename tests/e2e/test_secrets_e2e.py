@@ -26,9 +26,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from mitmproxy import exceptions
 from mitmproxy import http
-from mitmproxy import io
 
 from tests.fakes import codex_events as ev
 from tests.fakes.codex_backend import ErrorScript
@@ -38,6 +36,7 @@ from tests.fakes.fake_issuer import FakeIssuer
 from tests.gateway_process import FakeLogin
 from tests.gateway_process import GatewayProcess
 from tests.gateway_process import free_port
+from tests.gateway_process import read_saved_flows
 from tests.gateway_process import write_login
 
 EXPIRED = {
@@ -156,18 +155,7 @@ def scenarios(base_url: str, key: str, backend: FakeCodexBackend, run: Run) -> N
         )
 
 
-def read_flows(path: Path, n: int, timeout: float = 15.0) -> list[http.HTTPFlow]:
-    """The flows saved so far, once there are `n` (each is written when it ends, error or not)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with path.open("rb") as f:
-                flows = [fl for fl in io.FlowReader(f).stream() if isinstance(fl, http.HTTPFlow)]
-        except (exceptions.FlowReadException, FileNotFoundError, ValueError):
-            flows = []
-        if len(flows) >= n or time.monotonic() > deadline:
-            return flows
-        time.sleep(0.02)  # polling for a file write, not a timing assertion
+read_flows = read_saved_flows
 
 
 def flow_texts(f: http.HTTPFlow) -> dict[str, bytes]:
