@@ -12,12 +12,11 @@ import orjson
 
 from .chat_sse import render_completion
 from .chat_sse import run_body
+from .chat_sse import translate_body
 from .chat_stream import ChatStream
 from .errors import GatewayError
 from .errors import failure_status
 from .errors import upstream_error
-from .sse import DONE
-from .sse import encode_data
 
 __all__ = ["ClientAnswer", "machine_for", "buffered_answer"]
 
@@ -53,13 +52,11 @@ def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, 
     stream = bool(meta["stream"])
     # A non-streamed answer always carries usage; it is folded from the same chunks a stream would get.
     machine = machine_for(meta, always_usage=not stream)
-    chunks = run_body(machine, body)
-    if stream:
-        out = b"".join(encode_data(c) for c in chunks)
-        if machine.error is None:
-            out += DONE
+    if stream:  # exactly what the stream callable would have sent, in one piece
+        out = translate_body(machine, body)
         answer = ClientAnswer(200, "text/event-stream", out, error=machine.error["message"] if machine.error else None)
         return _with_outcome(answer, machine)
+    chunks = run_body(machine, body)
     if machine.error is not None:
         e = machine.error
         status, etype = failure_status(e.get("code"), e.get("type"))

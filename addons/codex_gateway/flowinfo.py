@@ -7,7 +7,6 @@ mitmproxy's console), classifies failures (`meta["failure"]`), and strips what m
 
 from __future__ import annotations
 
-import copy
 import weakref
 from typing import Any
 
@@ -212,10 +211,6 @@ def chat_meta_of(flow: Any) -> dict[str, Any] | None:
 def upstream_body(flow: http.HTTPFlow) -> bytes | None:
     """The raw upstream body of a buffered flow still in memory, if its response now holds the client's answer."""
     return _UPSTREAM_BODIES.get(flow)
-
-
-def copy_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(meta)
 
 
 def _clip(text: str) -> str:
