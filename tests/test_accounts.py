@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import stat
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from codex_gateway.auth import format_iso
 from codex_gateway.auth import parse_auth_doc
 from codex_gateway.errors import GatewayError
 from codex_gateway.oauth import TokenResponse
+from codex_gateway.quota import RateLimitParser
 from codex_gateway.quota import parse_rate_limit_headers
 from codex_gateway.quota import resets_at_from_error
 from codex_gateway.token_store import atomic_write_json
@@ -374,3 +376,83 @@ async def test_unusable_codex_file_is_tolerated_when_another_account_works(
     with pytest.raises(GatewayError) as err:
         await pool.acquire()
     assert err.value.status == 401 and "API-key login" in err.value.message
+
+
+def test_rate_limit_parser_gives_what_a_fresh_parse_gives() -> None:
+    parser = RateLimitParser()
+    absolute = {"x-codex-primary-used-percent": "10", "x-codex-primary-reset-at": "5000", "x-codex-plan-type": "plus"}
+    relative = {"x-codex-primary-used-percent": "10", "x-codex-primary-reset-after-seconds": "60"}
+    sequence = [absolute, absolute, relative, relative, {"content-type": "text/plain"}, {}, absolute, absolute]
+    for now, headers in enumerate(sequence, start=1000):
+        assert parser.parse("a", headers, float(now)) == parse_rate_limit_headers(headers, float(now))
+    first = parser.parse("a", absolute, 1.0)
+    assert first is not None
+    first["primary"]["used_percent"] = 99  # snapshots are independent: the next one is not affected
+    assert parser.parse("a", absolute, 2.0) == parse_rate_limit_headers(absolute, 2.0)
+    assert parser.parse("b", relative, 3.0) == parse_rate_limit_headers(relative, 3.0)  # per account
+
+
+async def test_repeated_quota_headers_keep_updating_the_snapshot_time(
+    pool: AccountPool, homes: tuple[Path, Path], issuer: FakeIssuer, clock: Clock
+) -> None:
+    codex_login(homes, issuer, clock, "a@example.com")
+    lease = await pool.acquire()
+    reset = int(clock()) + 600
+    for _ in range(2):  # the same headers twice: the second snapshot is as new as its answer
+        clock.now += 5
+        pool.record_headers(lease, quota_headers(40, reset_at=reset))
+        assert pool.status()[0]["quota"] == parse_rate_limit_headers(quota_headers(40, reset_at=reset), clock())
+    pool.record_headers(lease, quota_headers(100, reset_at=reset))  # exhausted: cools down at once
+    assert pool.status()[0]["cooldown_until"] == reset
+
+
+async def test_a_settled_accounts_directory_is_not_listed_again_but_changes_are_seen(
+    pool: AccountPool, homes: tuple[Path, Path], issuer: FakeIssuer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = issuer.add_account("a@example.com")
+    a = issuer.issue(account)
+    save_login(homes[1], TokenResponse(a.id_token, a.access_token, a.refresh_token), clock() - HOUR)
+    accounts_dir = homes[1] / "accounts"
+    old = time.time_ns() - 10 * 10**9
+    os.utime(accounts_dir, ns=(old, old))  # last changed long before the listing: safe to reuse
+    listings: list[Path] = []
+    real_glob = Path.glob
+
+    def counting_glob(self: Path, pattern: str) -> Iterator[Path]:
+        listings.append(self)
+        return real_glob(self, pattern)
+
+    monkeypatch.setattr(Path, "glob", counting_glob)
+    assert (await pool.acquire()).key == a.account_id
+    assert (await pool.acquire()).key == a.account_id
+    assert len(listings) == 1
+    # An in-place edit of a known file (no rename, so the directory is unchanged) is still noticed.
+    path = pool.files()[a.account_id][0]
+    rotated = issuer.issue(account)
+    path.write_bytes(orjson.dumps(rotated.auth_json(format_iso(clock()))))
+    os.utime(accounts_dir, ns=(old, old))
+    assert (await pool.acquire()).credentials.access_token == rotated.access_token
+    assert len(listings) == 1
+    # A new login (written by rename) changes the directory: listed again, and the new account is used.
+    b = gateway_login(homes, issuer, clock, "b@example.com")
+    assert set(pool.files()) == {a.account_id, b.account_id}
+    assert len(listings) == 2
+    path.unlink()
+    assert set(pool.files()) == {b.account_id}
+
+
+def test_a_listing_taken_in_the_directory_s_last_tick_is_not_trusted(
+    pool: AccountPool, homes: tuple[Path, Path]
+) -> None:
+    accounts_dir = homes[1] / "accounts"
+    accounts_dir.mkdir(parents=True)
+    now = time.time_ns()
+    stamp = (1, now, 4096)  # a directory changed just now: another change in the same tick keeps this stamp
+    assert pool._account_files(stamp) == []
+    (accounts_dir / "x.json").write_text("{}")
+    assert pool._account_files(stamp) == [accounts_dir / "x.json"]
+    settled = (1, now - 10 * 10**9, 4096)
+    assert pool._account_files(settled) == [accounts_dir / "x.json"]
+    (accounts_dir / "y.json").write_text("{}")
+    assert pool._account_files(settled) == [accounts_dir / "x.json"]  # reused: the stamp vouches for it
+    assert pool._account_files(None) == []  # no directory

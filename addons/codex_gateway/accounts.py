@@ -35,11 +35,11 @@ from .oauth import TokenResponse
 from .quota import DEFAULT_COOLDOWN_S
 from .quota import MAX_COOLDOWN_S
 from .quota import AccountState
+from .quota import RateLimitParser
 from .quota import StateFile
 from .quota import effective_used
 from .quota import exhausted_until
 from .quota import human_duration
-from .quota import parse_rate_limit_headers
 from .token_store import RELOGIN
 from .token_store import TokenStore
 from .token_store import atomic_write_json
@@ -49,6 +49,9 @@ __all__ = ["AccountPool", "Lease", "save_login", "format_status"]
 logger = logging.getLogger(__name__)
 QUOTA_SAVE_INTERVAL_S = 30.0
 
+# A directory listing is reused only when the directory's mtime is this much older than the listing: file systems
+# stamp times coarsely (a kernel tick; 2 s on FAT), so a change in the same tick would not change the stamp.
+LISTING_SETTLE_NS = 2_000_000_000
 STICKY_MAX = 10_000  # session keys remembered (LRU); a forgotten one only costs a prompt-cache miss
 
 
@@ -78,6 +81,16 @@ class _Account:
 class _Scan:
     stamp: tuple[Any, ...] = ()
     accounts: dict[str, _Account] = field(default_factory=dict)
+    files: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # each existing file's stat, from `stamp`
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """The `*.json` names of the accounts directory, and when (wall clock, ns) they were read."""
+
+    dir_stamp: tuple[int, int, int]
+    read_at_ns: int
+    paths: list[Path]
 
 
 class AccountPool:
@@ -108,9 +121,11 @@ class AccountPool:
         self.state = StateFile(gateway_home / "state.json")
         self._stores: dict[Path, TokenStore] = {}  # kept across rescans: they own the locks and failure memory
         self._scan = _Scan()
+        self._listing: _Listing | None = None
         self._sticky: OrderedDict[str, str] = OrderedDict()
         self._quota_saved_at = float("-inf")
         self._quota_unsaved = False
+        self._quota_parser = RateLimitParser()
 
     # -- the addon's API ---------------------------------------------------------------------------------------
 
@@ -128,9 +143,12 @@ class AccountPool:
         cooling = [a for a in usable if self.state.get(a.key).cooling(now)]
         ready = [a for a in usable if not self.state.get(a.key).cooling(now)]
         errors: list[GatewayError] = []
+        stamps = self._scan.files  # stat'ed by `_accounts` just now: no second stat of the file in `fresh`
         for account in self._order(ready, session_key, now):
+            store = account.store
+            known, stamps = stamps.get(store.path), {}  # after an await, files may have changed: stat again
             try:
-                creds = await account.store.fresh()
+                creds = await store.fresh(known)
             except GatewayError as exc:
                 # One account's dead or unreachable login must not fail requests another account can serve.
                 if account.skipped != exc.message:  # once per distinct reason, not once per request
@@ -171,7 +189,7 @@ class AccountPool:
     def record_headers(self, lease: Lease, headers: Mapping[str, str]) -> None:
         """Keeps the `x-codex-*` quota snapshot of a response; an exhausted window cools the account down."""
         now = self.clock()
-        snapshot = parse_rate_limit_headers(headers, now)
+        snapshot = self._quota_parser.parse(lease.key, headers, now)
         if snapshot is None:
             return
         state = self.state.get(lease.key)
@@ -241,6 +259,9 @@ class AccountPool:
     # -- choosing ----------------------------------------------------------------------------------------------
 
     def _order(self, ready: list[_Account], session_key: str | None, now: float) -> list[_Account]:
+        if len(ready) < 2:
+            return ready  # nothing to choose between (the usual single login): skip the quota arithmetic
+
         def load(a: _Account) -> tuple[bool, float, float, float]:
             quota = self.state.get(a.key).quota
             # Dead logins last (tried only if nothing else works); then least used; equal quotas alternate
@@ -280,8 +301,11 @@ class AccountPool:
 
     def _accounts(self) -> dict[str, _Account]:
         self.state.reload_if_changed()
-        paths = [self.codex_file, *sorted(self.accounts_dir.glob("*.json"))]
-        stamp = tuple(_stat(p) for p in [self.accounts_dir, *paths])
+        dir_stamp = _stat(self.accounts_dir)
+        paths = [self.codex_file, *self._account_files(dir_stamp)]
+        # Every known file is stat'ed on every call: an in-place edit (same name) changes no directory stamp.
+        file_stamps = [_stat(p) for p in paths]
+        stamp = (dir_stamp, *file_stamps)
         if stamp == self._scan.stamp:
             return self._scan.accounts
         groups: dict[str, list[TokenStore]] = {}
@@ -301,8 +325,30 @@ class AccountPool:
             account = accounts[key] = _Account(key, stores)
             if (old := self._scan.accounts.get(key)) is not None:
                 account.leased_at, account.skipped = old.leased_at, old.skipped
-        self._scan = _Scan(stamp, accounts)
+        files = {p: st for p, st in zip(paths, file_stamps, strict=True) if st is not None}
+        self._scan = _Scan(stamp, accounts, files)
         return accounts
+
+    def _account_files(self, dir_stamp: tuple[int, int, int] | None) -> list[Path]:
+        """`accounts/*.json`, sorted; listed again only when the directory may have changed since the last listing.
+
+        Creating, removing or renaming a file (logins are written atomically, by rename) changes the directory's
+        stamp. A change within the same timestamp tick as the listing could go unseen, so a listing is trusted
+        only once the directory's mtime is safely older than it (the "racy git" rule); until then, list again.
+        """
+        if dir_stamp is None:
+            return []  # no directory (or none we may read): nothing to list
+        listing = self._listing
+        if (
+            listing is not None
+            and listing.dir_stamp == dir_stamp
+            and dir_stamp[1] < listing.read_at_ns - LISTING_SETTLE_NS
+        ):
+            return listing.paths
+        read_at_ns = time.time_ns()  # before listing: a change after this moment gets a later mtime
+        paths = sorted(self.accounts_dir.glob("*.json"))
+        self._listing = _Listing(dir_stamp, read_at_ns, paths)
+        return paths
 
     def _label(self, account: _Account) -> str:
         record = account.record

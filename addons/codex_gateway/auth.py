@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,11 @@ class AuthRecord:
         return self.email or short_id(self.account_id) or "unknown account"
 
     def credentials(self) -> Credentials:
+        return self._credentials
+
+    @cached_property
+    def _credentials(self) -> Credentials:
+        # Built once per parsed file rather than on every request (a record is immutable, and so is this).
         return Credentials(access_token=self.access_token, account_id=self.account_id, label=self.label)
 
 

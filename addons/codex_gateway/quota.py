@@ -21,7 +21,14 @@ import orjson
 from .token_store import atomic_write_json
 from .token_store import sync_file_lock
 
-__all__ = ["AccountState", "StateFile", "parse_rate_limit_headers", "resets_at_from_error", "MAX_COOLDOWN_S"]
+__all__ = [
+    "AccountState",
+    "StateFile",
+    "RateLimitParser",
+    "parse_rate_limit_headers",
+    "resets_at_from_error",
+    "MAX_COOLDOWN_S",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +40,42 @@ _FALSE = {"false", "0", "no"}
 
 def parse_rate_limit_headers(headers: Mapping[str, str], now: float) -> dict[str, Any] | None:
     """The `x-codex-*` family (protocol §2.5) as a JSON-able snapshot; None when the response has none."""
+    return _parse(headers, now)[0]
+
+
+class RateLimitParser:
+    """`parse_rate_limit_headers` for every answer of an account, without parsing the same headers twice.
+
+    Consecutive answers mostly repeat the previous quota headers (the values move by a percent at a time), and
+    a snapshot depends on `now` only through its `at` and through relative reset times (`reset-after-seconds`
+    without `reset-at`). So the last parse per account is kept and, for the same headers, reused with a new `at`.
+    """
+
+    def __init__(self) -> None:
+        # account key -> (header items, snapshot, whether the snapshot holds reset times relative to `now`)
+        self._last: dict[str, tuple[tuple[tuple[str, str], ...], dict[str, Any] | None, bool]] = {}
+
+    def parse(self, account: str, headers: Mapping[str, str], now: float) -> dict[str, Any] | None:
+        items = tuple(headers.items())
+        last = self._last.get(account)
+        if last is not None and last[0] == items and not last[2]:
+            snapshot = last[1]
+            if snapshot is None:
+                return None
+            # A copy (nested entries too): every answer gets its own snapshot, as from a fresh parse.
+            fresh = {k: dict(v) if isinstance(v, dict) else v for k, v in snapshot.items()}
+            fresh["at"] = now
+            return fresh
+        snapshot, relative = _parse(headers, now)
+        self._last[account] = (items, snapshot, relative)
+        return snapshot
+
+
+def _parse(headers: Mapping[str, str], now: float) -> tuple[dict[str, Any] | None, bool]:
+    """The snapshot, and whether a reset time in it was computed from `now` (`reset-after-seconds` alone)."""
     h = {str(k).lower(): str(v).strip() for k, v in headers.items()}
     snapshot: dict[str, Any] = {"at": now}
+    relative = False
     for window in ("primary", "secondary"):
         prefix = f"x-codex-{window}-"
         used = _num(h.get(prefix + "used-percent"))
@@ -48,6 +89,7 @@ def parse_rate_limit_headers(headers: Mapping[str, str], now: float) -> dict[str
         after = _num(h.get(prefix + "reset-after-seconds"))
         if resets_at is None and after is not None:
             resets_at = now + after
+            relative = True
         if resets_at is not None:
             entry["resets_at"] = resets_at
         snapshot[window] = entry
@@ -63,7 +105,7 @@ def parse_rate_limit_headers(headers: Mapping[str, str], now: float) -> dict[str
         credits["balance"] = balance
     if credits:
         snapshot["credits"] = {k.replace("-", "_"): v for k, v in credits.items()}
-    return snapshot if len(snapshot) > 1 else None
+    return (snapshot if len(snapshot) > 1 else None), relative
 
 
 def exhausted_until(snapshot: Mapping[str, Any], now: float) -> float | None:

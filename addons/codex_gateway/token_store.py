@@ -154,14 +154,18 @@ class TokenStore:
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    def load(self) -> AuthRecord | None:
-        """The file's login (cached until the file changes); None when missing or unusable (see `problem`)."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._stamp, self._record, self.problem = None, None, None
-            return None
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    def load(self, stamp: tuple[int, int, int] | None = None) -> AuthRecord | None:
+        """The file's login (cached until the file changes); None when missing or unusable (see `problem`).
+
+        `stamp`: the file's (inode, mtime_ns, size) when the caller stat'ed it just now, which saves a second stat.
+        """
+        if stamp is None:
+            try:
+                st = self.path.stat()
+            except FileNotFoundError:
+                self._stamp, self._record, self.problem = None, None, None
+                return None
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if self._unsaved is not None:
             if stamp == self._unsaved_stamp:
                 return self._unsaved  # the file still holds the tokens our refresh replaced
@@ -191,6 +195,8 @@ class TokenStore:
     @property
     def login_required(self) -> bool:
         """True when the file still holds a refresh token the issuer rejected for good."""
+        if self._dead_refresh is None:
+            return False  # nothing was ever rejected: no need to look at the file (this runs on every request)
         record = self.load()
         return record is not None and self._dead_refresh == _fingerprint(record.refresh_token)
 
@@ -204,9 +210,11 @@ class TokenStore:
 
     # -- the two entry points -----------------------------------------------------------------------------
 
-    async def fresh(self) -> Credentials:
-        """Credentials valid for at least a few minutes, refreshing first if needed (proactive refresh)."""
-        record = self.load()
+    async def fresh(self, stamp: tuple[int, int, int] | None = None) -> Credentials:
+        """Credentials valid for at least a few minutes, refreshing first if needed (proactive refresh).
+
+        `stamp` as for `load`: the file's stat taken just now by the caller, if any."""
+        record = self.load(stamp)
         if record is None:
             raise self._no_login()
         if not self.is_stale(record):
