@@ -143,3 +143,38 @@ def test_writer_drops_the_answer_of_a_flow_without_response() -> None:
 def test_writer_identity() -> None:
     writer = AnswerWriter({})
     assert (writer.name, writer.registered) == ("codex_gateway_answers", False)
+
+
+def streamed_flow(*, gateway: bool = True) -> http.HTTPFlow:
+    f = flow() if gateway else tflow.tflow(resp=True)
+    assert f.response is not None
+    f.response.stream = lambda data: [data]
+    f.response.raw_content = b"event: response.completed\ndata: {}\n\n"
+    return f
+
+
+@pytest.mark.parametrize(
+    "keep, gateway, kept",
+    [
+        (False, True, False),  # mitmdump: nothing reads the finished flow again
+        (True, True, True),  # mitmweb's view shows it later
+        (False, False, True),  # not the gateway's flow
+    ],
+)
+def test_writer_drops_a_streamed_upstream_body_only_without_a_view(keep: bool, gateway: bool, kept: bool) -> None:
+    f = streamed_flow(gateway=gateway)
+    writer = AnswerWriter({})
+    writer.keep_streamed_bodies = keep
+    writer.response(f)
+    assert f.response is not None
+    assert (f.response.raw_content is not None) == kept
+
+
+def test_writer_keeps_a_buffered_upstream_body_without_a_view() -> None:
+    f = flow()
+    assert f.response is not None
+    before = f.response.raw_content
+    writer = AnswerWriter({})
+    writer.keep_streamed_bodies = False
+    writer.response(f)
+    assert before is not None and f.response.raw_content == before

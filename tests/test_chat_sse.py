@@ -281,7 +281,14 @@ def test_raw_body_keeps_upstream_bytes() -> None:
     translator(body[:100])
     translator(body[100:])
     translator(b"")
-    assert translator.raw_body() == body
+    assert translator.take_raw_body() == body
+
+
+def test_raw_body_is_handed_over_once() -> None:
+    translator = ChatSSETranslator(new_machine())
+    translator(load_stream("reasoning_text.sse"))
+    translator.take_raw_body()
+    assert translator.raw is None and translator.take_raw_body() == b""
 
 
 @pytest.mark.parametrize("name", NAMES)

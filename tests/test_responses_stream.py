@@ -302,7 +302,7 @@ def test_partial_reads_write_nothing_until_an_event_is_complete() -> None:
     rest = machine(body[10:])
     assert len(rest) == 1 and rest[0]
     assert machine(b"") == []  # terminal seen: nothing more
-    assert machine.raw_body() == body
+    assert machine.take_raw_body() == body
 
 
 def test_outcome_fields() -> None:

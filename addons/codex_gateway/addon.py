@@ -132,6 +132,7 @@ class CodexGateway:
             ctx.master.addons.remove(old)
         ctx.master.addons.add(self.writer)
         self.writer.registered = True
+        self.writer.keep_streamed_bodies = ctx.master.addons.get("view") is not None  # mitmweb shows flows later
         if self._switch_listener is not None and ctx.options.mode == ["regular"]:
             logger.info(f"codex-gateway: no --mode given, switching the listener to {DEFAULT_LISTEN}")
             # Lazy: an eager reverse proxy would connect to the nominal target for every client connection,
@@ -198,7 +199,7 @@ class CodexGateway:
             stream = response.stream if isinstance(response.stream, StreamCallable) else None
             if stream is not None:
                 # The client has its answer; keep the raw upstream SSE in the flow for capture and replay.
-                response.raw_content = stream.raw_body()
+                response.raw_content = stream.take_raw_body()
                 meta.update(client_status=response.status_code, **stream_outcome(stream))
             else:
                 body = response.get_content(strict=False) or b""

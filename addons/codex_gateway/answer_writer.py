@@ -3,6 +3,10 @@
 Why "last": mitmproxy's Save addon (`-w`) writes a flow in its own `response` hook, which runs after the
 script's. `AnswerWriter` is appended to the end of the addon chain, so a saved flow keeps the raw upstream body
 (what server replay needs) while the client receives the translation.
+
+Without a flow view (mitmdump) nothing reads a finished flow again once the chain has run, yet mitmproxy's
+flows sit in reference cycles until the cycle collector runs: the writer drops a streamed answer's raw upstream
+body then, so a burst of long answers doesn't pile up in memory.
 """
 
 from __future__ import annotations
@@ -51,8 +55,14 @@ class AnswerWriter:
     def __init__(self, pending: dict[str, ClientAnswer]) -> None:
         self.pending = pending
         self.registered = False
+        self.keep_streamed_bodies = True  # False when no view keeps flows for display (set in `running`)
 
     def response(self, flow: http.HTTPFlow) -> None:
         answer = self.pending.pop(flow.id, None)
-        if answer is not None and flow.response is not None:
+        response = flow.response
+        if response is None:
+            return
+        if answer is not None:
             write_answer(flow, answer)
+        elif not self.keep_streamed_bodies and callable(response.stream) and META in flow.metadata:
+            response.raw_content = None  # every addon, Save (-w) included, has seen it

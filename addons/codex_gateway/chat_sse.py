@@ -26,29 +26,41 @@ class ChatSSETranslator:
     def __init__(self, machine: ChatStream, *, keep_raw: bool = True) -> None:
         self.machine = machine
         self.decoder = SSEDecoder()
-        self.raw: list[bytes] | None = [] if keep_raw else None
+        # One growing buffer, not a list of reads: thousands of small bytes objects would fragment the heap and
+        # keep the process's memory up long after the stream is gone.
+        self.raw: bytearray | None = bytearray() if keep_raw else None
         self.chunks_out = 0
         self.bad_events = 0
         self.done_sent = False
         self.first_token_at: float | None = None  # wall time of the first chunk after the role chunk
 
     def __call__(self, data: bytes) -> list[bytes]:
-        if data:
-            if self.raw is not None:
-                self.raw.append(data)
-            events = self.decoder.feed(data)
-            if not events:
-                return []
-            out = self._encode(self._run(events))
-        else:
+        if not data:
             out = self._encode(self._run(self.decoder.close()) + self.machine.finish())
             if self.machine.error is None and not self.done_sent:
                 self.done_sent = True
                 out += DONE
-        return [out] if out else []
+            return [out] if out else []
+        if self.raw is not None:
+            self.raw += data
+        events = self.decoder.feed(data)
+        if not events:
+            return []
+        chunks = self._run(events)
+        if len(chunks) != 1:
+            out = self._encode(chunks)
+            return [out] if out else []
+        # The hot path, inlined: one delta per read becomes one chunk.
+        self.chunks_out += 1
+        if self.first_token_at is None and self.chunks_out > 1:
+            self.first_token_at = time.time()
+        return [b"data: " + orjson.dumps(chunks[0]) + b"\n\n"]
 
-    def raw_body(self) -> bytes:
-        return b"".join(self.raw or ())
+    def take_raw_body(self) -> bytes:
+        """The upstream bytes so far, handed over once: the buffer is dropped so the flow holds the only copy
+        (a finished flow lingers until the cycle collector runs; a second copy of a long answer would too)."""
+        raw, self.raw = self.raw, None
+        return bytes(raw) if raw is not None else b""
 
     def _run(self, events: list[Any]) -> list[dict[str, Any]]:
         chunks: list[dict[str, Any]] = []

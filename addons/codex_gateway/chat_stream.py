@@ -86,10 +86,14 @@ class ChatStream:
     # -- input ------------------------------------------------------------------------------------------
 
     def feed(self, event: dict[str, Any]) -> list[Chunk]:
+        kind = event.get("type")
+        if kind == "response.output_text.delta" and self._started and not self._terminal:
+            out: list[Chunk] = []  # hot path: a long answer is thousands of these
+            self._on_text_delta(event, out)
+            return out
         if self._terminal:
             return []
-        out: list[Chunk] = []
-        kind = event.get("type")
+        out = []
         if kind in ("response.created", "response.in_progress"):
             self._adopt_response(event.get("response"))
         elif kind not in _HANDLERS:
@@ -158,9 +162,14 @@ class ChatStream:
             self._fed_current = known if known is not None else []
             for k in keys:  # by output_index and by id: a finished item may carry only one of them
                 self._fed[k] = self._fed_current
-        delta = _str(event.get("delta"))
+        delta = event.get("delta")
+        if not isinstance(delta, str):
+            delta = ""
         self._fed_current.append(delta)
-        self._emit_text(delta, out)
+        if self._stop.enabled:
+            delta = self._stop.feed(delta)
+        if delta:
+            out.append(self._chunk({"content": delta}))
 
     def _on_refusal_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
         self._text_items.update(_delta_keys(event))
@@ -252,7 +261,7 @@ class ChatStream:
     # -- output helpers -----------------------------------------------------------------------------------
 
     def _emit_text(self, text: str, out: list[Chunk]) -> None:
-        safe = self._stop.feed(text)
+        safe = self._stop.feed(text) if self._stop.enabled else text
         if safe:
             out.append(self._chunk({"content": safe}))
 
@@ -323,8 +332,14 @@ class ChatStream:
         return chunk
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> Chunk:
-        chunk = self._base()
-        chunk["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        chunk: Chunk = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }
         if self.include_usage:
             chunk["usage"] = None
         return chunk

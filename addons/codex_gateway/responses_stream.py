@@ -19,7 +19,7 @@ whose data is not a JSON object (`[DONE]`, junk) are dropped, as Codex itself sk
 Wiring (addon):
 
 - streamed client, 2xx upstream: `response.stream = ResponsesSSEPassThrough()`; afterwards
-  `raw_body()` is the upstream SSE for the saved flow, and `finish_reason`, `summary_usage`, `tool_calls`,
+  `take_raw_body()` is the upstream SSE for the saved flow, and `finish_reason`, `summary_usage`, `tool_calls`,
   `error`, `first_token_at` describe the answer (for `flow_summary`/metadata).
 - anything buffered (non-streamed client, upstream error, replayed response):
   `buffered_answer(stream, status, headers, body) -> ClientAnswer` (same machinery: a non-streamed answer is the
@@ -69,7 +69,7 @@ class ResponsesSSEPassThrough:
         self, *, keep_raw: bool = True, model: str | None = None, clock: Callable[[], float] = time.time
     ) -> None:
         self.decoder = SSEDecoder()
-        self.raw: list[bytes] | None = [] if keep_raw else None
+        self.raw: bytearray | None = bytearray() if keep_raw else None  # one buffer: see ChatSSETranslator
         self.clock = clock
         self.response_id: str | None = None
         self.model = model
@@ -96,14 +96,17 @@ class ResponsesSSEPassThrough:
     def __call__(self, data: bytes) -> list[bytes]:
         if data:
             if self.raw is not None:
-                self.raw.append(data)
+                self.raw += data
             out = self._run(self.decoder.feed(data))
         else:
             out = self._run(self.decoder.close()) + self._end()
         return [out] if out else []
 
-    def raw_body(self) -> bytes:
-        return b"".join(self.raw or ())
+    def take_raw_body(self) -> bytes:
+        """The upstream bytes so far, handed over once: the buffer is dropped so the flow holds the only copy
+        (a finished flow lingers until the cycle collector runs; a second copy of a long answer would too)."""
+        raw, self.raw = self.raw, None
+        return bytes(raw) if raw is not None else b""
 
     # -- outcome ----------------------------------------------------------------------------------------------
 

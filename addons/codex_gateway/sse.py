@@ -8,8 +8,8 @@ UTF-8 character split across network reads is safe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+from typing import NamedTuple
 
 import orjson
 
@@ -18,8 +18,8 @@ __all__ = ["SSEEvent", "SSEDecoder", "encode_data", "DONE"]
 DONE = b"data: [DONE]\n\n"
 
 
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):
+    # A tuple, not a frozen dataclass: one is built per upstream event, and a tuple is built several times faster.
     event: str | None
     data: str
 
@@ -42,8 +42,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         if not chunk:
             return []
-        idle = not (self._tail or self._pending or self._has_data) and self._event is None
-        if idle and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+        if chunk[-2:] == b"\n\n" and not (self._tail or self._pending or self._has_data or self._event is not None):
             # The common case: reads holding whole `[event: X]\ndata: {...}` blocks, split without line-by-line work.
             events = _whole_blocks(chunk)
             if events is not None:
@@ -106,20 +105,30 @@ class SSEDecoder:
         # id:, retry: and unknown fields carry nothing a gateway needs.
 
 
+_new_event = tuple.__new__  # SSEEvent(...) runs a Python-level __new__; this builds the same tuple in C
+
+
 def _whole_blocks(buf: bytes) -> list[SSEEvent] | None:
     """Events of a buffer made only of `[event: X\n]data: Y\n\n` blocks; None for any other framing (nothing is
     consumed then, and the general line parser takes over)."""
+    if 13 in buf:  # (an int: several times faster than b"\r")
+        return None  # CR line ends: the line parser handles them
     out: list[SSEEvent] = []
-    for block in buf[:-2].split(b"\n\n"):
+    pos, size = 0, len(buf)
+    while pos < size:
+        # One block: an optional `event: X` line, then exactly one `data: Y` line, then a blank line.
         event = None
-        if block.startswith(b"event: "):
-            nl = block.find(b"\n")
-            if nl == -1:
-                return None
-            event, block = block[7:nl].decode("utf-8", "replace"), block[nl + 1 :]
-        if not block.startswith(b"data: ") or b"\n" in block:
+        if buf.startswith(b"event: ", pos):
+            nl = buf.find(b"\n", pos + 7)
+            event = buf[pos + 7 : nl].decode("utf-8", "replace")
+            pos = nl + 1
+        if not buf.startswith(b"data: ", pos):
             return None
-        out.append(SSEEvent(event, block[6:].decode("utf-8", "replace")))
+        nl = buf.find(b"\n", pos + 6)
+        if buf[nl + 1 : nl + 2] != b"\n":
+            return None  # a multi-line data field (or another field): the line parser joins it
+        out.append(_new_event(SSEEvent, (event, buf[pos + 6 : nl].decode("utf-8", "replace"))))
+        pos = nl + 2
     return out
 
 

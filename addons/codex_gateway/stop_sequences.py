@@ -10,10 +10,11 @@ __all__ = ["StopMatcher"]
 
 
 class StopMatcher:
-    __slots__ = ("_stops", "_held", "_longest", "stopped")
+    __slots__ = ("_stops", "_held", "_longest", "stopped", "enabled")
 
     def __init__(self, stops: tuple[str, ...]) -> None:
         self._stops = tuple(s for s in stops if s)
+        self.enabled = bool(self._stops)  # without stop sequences `feed` is the identity: callers may skip it
         self._longest = max((len(s) for s in self._stops), default=0)
         self._held = ""
         self.stopped = False
