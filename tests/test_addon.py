@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
 from codex_gateway import addon as addon_module
 from codex_gateway.addon import CodexGateway
+from mitmproxy import http
 from mitmproxy.proxy import mode_specs
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
@@ -98,3 +100,42 @@ async def test_accounts_command_shows_the_login_without_tokens(
     table = tctx.command(gw.accounts_status)
     assert "user@example.com" in table
     assert all(secret not in table for secret in (login["access_token"], login["refresh_token"], login["id_token"]))
+
+
+@pytest.mark.parametrize("version, authority", [(b"HTTP/1.1", b""), (b"HTTP/2.0", b"gateway.local:8080")])
+@pytest.mark.parametrize("upstream", ["http://127.0.0.1:9/backend-api/codex", "https://chatgpt.com/backend-api/codex/"])
+async def test_the_upstream_request_is_what_mitmproxy_s_setters_would_make(
+    tmp_path: Path, version: bytes, authority: bytes, upstream: str
+) -> None:
+    # The hook writes the request's fields directly; the result must equal the public setters' (url parts,
+    # Host header, :authority of HTTP/2 clients, content-length).
+    write_codex_home(tmp_path)
+    gw = CodexGateway()
+    with taddons.context(gw) as tctx:
+        tctx.configure(gw, codex_home=str(tmp_path), gateway_home=str(tmp_path / "gw"), codex_upstream=upstream)
+        f = tflow.tflow(
+            req=tutils.treq(
+                method=b"POST",
+                path=b"/v1/chat/completions",
+                content=CHAT,
+                http_version=version,
+                authority=authority,
+                headers=http.Headers([(b"Host", b"gateway.local:8080"), (b"content-type", b"application/json")]),
+            )
+        )
+        f.client_conn.proxy_mode = mode_specs.ProxyMode.parse("reverse:http://x")
+        reference = f.request.copy()
+        await gw.request(f)
+    assert f.response is None
+    sent = f.request
+    up = urlsplit(upstream)
+    reference.method = "POST"
+    reference.scheme = up.scheme
+    reference.host = up.hostname or ""
+    reference.port = up.port or (443 if up.scheme == "https" else 80)
+    reference.path = up.path.rstrip("/") + "/responses"
+    reference.headers = http.Headers([field for field in sent.headers.fields if field[0] != b"content-length"])
+    reference.content = sent.raw_content
+    assert sent.get_state() == reference.get_state()
+    assert sent.headers["Host"] == up.netloc and sent.headers["content-length"] == str(len(sent.raw_content or b""))
+    assert sent.authority == ("" if not authority else up.netloc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from codex_gateway.chat_request import DEFAULT_INSTRUCTIONS
 from codex_gateway.chat_request import CodexRequest
 from codex_gateway.chat_request import translate_chat_request
+from codex_gateway.chat_request import uuid4_string
 from codex_gateway.errors import GatewayError
 
 Msg = dict[str, Any]
@@ -559,3 +561,30 @@ def test_legacy_function_parameters_are_a_clear_400(legacy: str) -> None:
     with pytest.raises(GatewayError) as e:
         translate_chat_request(json.dumps(body).encode())
     assert (e.value.status, e.value.param, e.value.code) == (400, legacy, "unsupported_parameter")
+
+
+def test_uuid4_string_is_what_the_uuid_module_writes() -> None:
+    for n in range(300):
+        digest = hashlib.sha256(str(n).encode()).digest()
+        assert uuid4_string(digest) == str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+@pytest.mark.parametrize(
+    "raw", [b'{"model":"m","messages":[{"role":"user","content":"hi"}],"seed":1,"x":2}', b"[1]", b"null", b"{"]
+)
+def test_an_already_parsed_body_translates_as_the_raw_one(raw: bytes) -> None:
+    try:
+        parsed: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = None
+    try:
+        expected: CodexRequest | GatewayError = translate_chat_request(raw)
+    except GatewayError as e:
+        expected = e
+    try:
+        got: CodexRequest | GatewayError = translate_chat_request(raw, parsed)
+    except GatewayError as e:
+        got = e
+    assert got == expected
+    if isinstance(parsed, dict):
+        assert parsed == json.loads(raw)  # read, not modified

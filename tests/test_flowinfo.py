@@ -499,3 +499,21 @@ def test_only_chat_flows_count_as_chat_flows() -> None:
         False,
         False,
     ]
+
+
+def test_sanitized_headers_decode_like_mitmproxy() -> None:
+    headers = http.Headers([(b"X-Odd", b"\xff"), ("Ä-Name".encode(), b"v"), (b"AUTHORIZATION", b"k")])
+    got = sanitized_request("GET", "/", headers, b"")["headers"]
+    expected = [(k, REDACTED if k.lower() == "authorization" else v) for k, v in headers.items(multi=True)]
+    assert got == expected
+
+
+def test_annotate_drops_every_set_cookie_and_nothing_else() -> None:
+    f = tflow.tflow(resp=True)
+    assert f.response is not None
+    f.response.headers = http.Headers(
+        [(b"Set-Cookie", b"a=1"), (b"x-request-id", b"r"), (b"set-cookie", b"b=2"), (b"content-type", b"text/plain")]
+    )
+    f.metadata[META] = {"client": "curl", "client_status": 200}
+    annotate(f)
+    assert f.response.headers.fields == ((b"x-request-id", b"r"), (b"content-type", b"text/plain"))

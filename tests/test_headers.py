@@ -9,8 +9,11 @@ from codex_gateway.auth import Credentials
 from codex_gateway.headers import REDACTED
 from codex_gateway.headers import client_response_headers
 from codex_gateway.headers import codex_headers
+from codex_gateway.headers import header_map
 from codex_gateway.headers import redact_request
+from codex_gateway.headers import upstream_fields
 from codex_gateway.headers import upstream_headers
+from codex_gateway.headers import upstream_target
 from codex_gateway.settings import Settings
 from codex_gateway.settings import parse_settings
 from mitmproxy import http
@@ -194,3 +197,56 @@ def test_the_gateway_key_is_never_sent_upstream() -> None:
     sent = upstream_headers(settings(), CREDS, SESSION)
     assert all("sk-gateway-key" not in value for _, value in sent)
     assert [name for name, _ in sent].count("Authorization") == 1
+
+
+# -- header_map, upstream_target, upstream_fields -----------------------------------------------------------------
+
+
+def test_header_map_answers_what_headers_get_answers() -> None:
+    headers = http.Headers(
+        [
+            (b"Content-Type", b"application/json"),
+            (b"X-Dup", b"a"),
+            (b"x-dup", b"b"),
+            (b"User-Agent", "ü-agent".encode()),
+            (b"X-Odd", b"\xff\xfe"),  # not UTF-8: decoded as mitmproxy decodes it
+        ]
+    )
+    mapped = header_map(headers)
+    for name in ("content-type", "x-dup", "user-agent", "x-odd", "missing"):
+        assert mapped.get(name) == headers.get(name)
+    assert set(mapped) == {"content-type", "x-dup", "user-agent", "x-odd"}
+
+
+@pytest.mark.parametrize(
+    "upstream", ["https://chatgpt.com/backend-api/codex/", "http://127.0.0.1:9100/c", "https://h:443"]
+)
+@pytest.mark.parametrize("creds", [CREDS, None])
+def test_upstream_fields_are_the_upstream_headers_encoded_plus_the_content_length(
+    upstream: str, creds: Credentials | None
+) -> None:
+    s = settings(upstream)
+    expected = [(k.encode(), v.encode()) for k, v in upstream_headers(s, creds, SESSION)] + [(b"content-length", b"42")]
+    assert upstream_fields(upstream_target(s), creds, SESSION, 42) == tuple(expected)
+
+
+def test_upstream_target_is_what_mitmproxy_s_setters_write() -> None:
+    s = settings("https://chatgpt.com:443/backend-api/codex/")
+    target = upstream_target(s)
+    assert upstream_target(s) is target  # computed once per settings
+    request = http.Request.make("POST", "http://x/v1/chat/completions")
+    request.authority = "x"
+    request.scheme, request.host, request.port = "https", "chatgpt.com", 443
+    assert (target.scheme, target.host, target.port) == (b"https", "chatgpt.com", 443)
+    assert target.authority == request.data.authority == b"chatgpt.com"
+    assert target.path_prefix == "/backend-api/codex"
+    other = upstream_target(settings("http://127.0.0.1:9100/c"))
+    assert (other.authority, other.host_field) == (b"127.0.0.1:9100", (b"Host", b"127.0.0.1:9100"))
+
+
+def test_redacting_twice_keeps_the_same_fields_object() -> None:
+    headers = http.Headers([(b"Authorization", b"Bearer x"), (b"accept", b"*/*")])
+    redact_request(headers)
+    redacted = headers.fields
+    redact_request(headers)
+    assert headers.fields is redacted and headers.fields[0] == (b"Authorization", REDACTED.encode())

@@ -45,8 +45,10 @@ from .flowinfo import sanitized_request
 from .flowinfo import trace_id
 from .headers import client_response_headers
 from .headers import codex_headers
+from .headers import header_map
 from .headers import redact_request
-from .headers import upstream_headers
+from .headers import upstream_fields
+from .headers import upstream_target
 from .listeners import DEFAULT_LISTEN
 from .listeners import DefaultListenerErrors
 from .listeners import public_listeners
@@ -238,30 +240,43 @@ class CodexGateway:
     async def _handle_request(self, flow: http.HTTPFlow) -> None:
         settings = self.settings
         assert settings is not None
-        origin = allowed_origin(flow.request.headers.get("origin"), settings.cors_origins)
-        if flow.request.method == "OPTIONS" and origin:
-            requested = flow.request.headers.get("access-control-request-headers")
+        request = flow.request
+        client_headers = header_map(request.headers)  # one pass; every lookup below is a dict lookup
+        method = request.method
+        origin = allowed_origin(client_headers.get("origin"), settings.cors_origins)
+        if method == "OPTIONS" and origin:
+            requested = client_headers.get("access-control-request-headers")
             flow.response = http.Response.make(204, b"", preflight_headers(origin, requested))
             return
         self._check_key(flow, settings.api_key)
-        route = route_for(flow.request.method, flow.request.path)
+        path = request.path
+        route = route_for(method, path)
         if route in (Route.MODELS, Route.MODEL):
             await self._answer_models(flow, route, origin)
             return
-        raw = flow.request.get_content(strict=False) or b""
-        content_type = flow.request.headers.get("content-type")
+        # `get_content` looks the content-encoding up again; without one, the raw body is the content.
+        raw = (
+            request.get_content(strict=False) if "content-encoding" in client_headers else request.raw_content
+        ) or b""
+        content_type = client_headers.get("content-type")
         check_body(content_type, len(raw), settings.body_limit, multipart=route is Route.IMAGES_EDITS)
+        parsed = _json_or_none(raw)  # parsed once: for the client's name here and the translation below
         meta: dict[str, Any] = {
             "endpoint": route.value,
-            "started": flow.request.timestamp_start,
-            "client": client_name(flow.request.headers, _json_or_none(raw)),
-            "trace": trace_id(flow.request.headers),
+            "started": request.timestamp_start,
+            "client": client_name(client_headers, parsed),
+            "trace": trace_id(client_headers),
             "cors_origin": origin,
-            "original_request": sanitized_request(flow.request.method, flow.request.path, flow.request.headers, raw),
+            "original_request": sanitized_request(method, path, request.headers, raw),
         }
         flow.metadata[META] = meta
         upstream = prepare_upstream(
-            route, raw, content_type, flow.request.headers.items(multi=True), image_orchestrator=settings.image_model
+            route,
+            raw,
+            content_type,
+            request.headers.items(multi=True),
+            image_orchestrator=settings.image_model,
+            parsed=parsed,
         )
         meta.update(upstream.meta, session_headers=upstream.session_headers)
         if route in (Route.CHAT, Route.RESPONSES):
@@ -269,17 +284,19 @@ class CodexGateway:
         assert self.access is not None
         creds = await self.access.credentials(flow.id, meta.get("session_id"), replaying=_server_replaying())
         meta["account"] = creds.label if creds else None
-        flow.request.method = "POST"
-        # Field by field: the `url` setter re-parses the URL on every request and costs ten times as much.
-        up = settings.upstream
-        flow.request.scheme = up.scheme
-        flow.request.host = up.hostname or ""
-        flow.request.port = up.port or (443 if up.scheme == "https" else 80)
-        flow.request.path = up.path.rstrip("/") + upstream.path
-        flow.request.headers = http.Headers(
-            [(k.encode(), v.encode()) for k, v in upstream_headers(settings, creds, upstream.session_headers)]
-        )
-        flow.request.content = upstream.body
+        # Straight into the request's fields: mitmproxy's `url`, `host`, `port` and `content` setters re-parse,
+        # re-encode or rewrite the Host header and content-length, all of which the new header set holds already.
+        target = upstream_target(settings)
+        data = request.data
+        data.method = b"POST"
+        data.scheme = target.scheme
+        data.host = target.host
+        data.port = target.port
+        data.path = (target.path_prefix + upstream.path).encode("utf-8", "surrogateescape")
+        if data.authority:  # HTTP/2 clients: the `host`/`port` setters would rewrite the :authority
+            data.authority = target.authority
+        data.headers = http.Headers(upstream_fields(target, creds, upstream.session_headers, len(upstream.body)))
+        data.content = upstream.body
 
     def catalog_check(self, model: str) -> None:
         if self.catalog is not None:

@@ -9,7 +9,6 @@ parameter (n > 1, broken tool-call pairing) or dropped and recorded in `dropped`
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -55,9 +54,12 @@ class CodexRequest:
         return orjson.dumps(self.body)
 
 
-def translate_chat_request(raw: bytes) -> CodexRequest:
-    """Validates and translates a raw request body. Raises `GatewayError` (400) with the offending `param`."""
-    data = parse_json_object(raw)
+def translate_chat_request(raw: bytes, parsed: Any = None) -> CodexRequest:
+    """Validates and translates a raw request body. Raises `GatewayError` (400) with the offending `param`.
+
+    `parsed`: `raw` already parsed by the caller, if it did (only a JSON object is taken; anything else is parsed
+    again, so that the client gets the same 400 as without it). It is read, never modified."""
+    data = parsed if isinstance(parsed, dict) else parse_json_object(raw)
     for legacy in ("functions", "function_call"):
         if data.get(legacy) is not None:  # silently dropping them would silently drop the client's tools
             raise bad_request(
@@ -106,7 +108,8 @@ def translate_chat_request(raw: bytes) -> CodexRequest:
     dropped = [name for name in DROPPED_FIELDS if name in data]
     if req.reasoning is not None and effort is None and req.reasoning.summary is not None:
         dropped.append("reasoning.summary")  # a summary without an effort: the backend would reason by default
-    dropped += sorted(k for k in (req.model_extra or {}) if k not in DROPPED_FIELDS)
+    if req.model_extra:
+        dropped += sorted(k for k in req.model_extra if k not in DROPPED_FIELDS)
     dropped += [f"messages[{i}].name" for i, m in enumerate(req.messages) if m.name is not None]
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     return CodexRequest(
@@ -271,7 +274,16 @@ def _derived_cache_key(instructions: str, items: list[dict[str, Any]]) -> str:
     """A stable, uuid-shaped key for a conversation: the same on every turn, since the prefix does not change."""
     first_user = next((it for it in items if it.get("role") == "user"), None)
     seed = orjson.dumps([instructions, first_user["content"] if first_user else None])
-    return str(uuid.UUID(bytes=hashlib.sha256(seed).digest()[:16], version=4))
+    return uuid4_string(hashlib.sha256(seed).digest())
+
+
+def uuid4_string(digest: bytes) -> str:
+    """`str(uuid.UUID(bytes=digest[:16], version=4))`, without the UUID object (this runs on every request)."""
+    b = bytearray(digest[:16])
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _TAGS = {

@@ -53,10 +53,13 @@ def prepare_upstream(
     client_headers: Iterable[tuple[str, str]],
     *,
     image_orchestrator: str = images.DEFAULT_ORCHESTRATOR,
+    parsed: Any = None,
 ) -> Upstream:
-    """Validates and translates a client request. Raises `GatewayError` (4xx) with nothing sent upstream."""
+    """Validates and translates a client request. Raises `GatewayError` (4xx) with nothing sent upstream.
+
+    `parsed`: the caller's `orjson.loads(raw)`, if it has one (saves parsing a chat request twice)."""
     if route is Route.CHAT:
-        req = translate_chat_request(raw)
+        req = translate_chat_request(raw, parsed)
         meta = {
             "endpoint": "chat.completions",
             "model": req.model,

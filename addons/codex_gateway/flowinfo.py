@@ -8,6 +8,7 @@ mitmproxy's console), classifies failures (`meta["failure"]`), and strips what m
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from mitmproxy import http
@@ -41,8 +42,10 @@ _UPSTREAM_BODIES: weakref.WeakKeyDictionary[http.HTTPFlow, bytes] = weakref.Weak
 # -- who is calling ----------------------------------------------------------------------------------------
 
 
-def client_name(headers: http.Headers, body: Any) -> str:
-    """OpenClaw sends only the OpenAI JS SDK's User-Agent; its system prompt gives it away."""
+def client_name(headers: Mapping[str, str], body: Any) -> str:
+    """OpenClaw sends only the OpenAI JS SDK's User-Agent; its system prompt gives it away.
+
+    `headers`: the request's `http.Headers`, or a dict of them by lower-case name (see `headers.header_map`)."""
     if _is_openclaw(body):
         return "OpenClaw"
     ua = headers.get("user-agent", "")
@@ -76,7 +79,7 @@ def _is_openclaw(body: Any) -> bool:
     return False
 
 
-def trace_id(headers: http.Headers) -> str | None:
+def trace_id(headers: Mapping[str, str]) -> str | None:
     """W3C traceparent `00-<trace id>-<span>-<flags>`: OpenClaw shares the trace id across one agent run."""
     parts = headers.get("traceparent", "").split("-")
     return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
@@ -84,10 +87,14 @@ def trace_id(headers: http.Headers) -> str | None:
 
 def sanitized_request(method: str, path: str, headers: http.Headers, body: bytes) -> dict[str, Any]:
     """The client's original request, minus credentials (the gateway key may be in it)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in headers.fields:  # the raw fields, decoded as `Headers.items(multi=True)` decodes them
+        key = name.decode("utf-8", "surrogateescape")
+        pairs.append((key, REDACTED if key.lower() in _SECRET_HEADERS else value.decode("utf-8", "surrogateescape")))
     return {
         "method": method,
         "path": path,
-        "headers": [(k, REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items(multi=True)],
+        "headers": pairs,
         "body": body.decode("utf-8", "replace"),
     }
 
@@ -185,7 +192,7 @@ def annotate(flow: http.HTTPFlow) -> None:
         meta["client"] = client_name(flow.request.headers, None)
     redact_request(flow.request.headers)
     if flow.response is not None:
-        flow.response.headers.pop("set-cookie", None)
+        _drop_set_cookie(flow.response.headers)
         if "finish_reason" in meta or "upstream_status" in meta:
             raw = flow.response.raw_content
             if raw is not None and flow.response.stream is False:
@@ -211,6 +218,13 @@ def chat_meta_of(flow: Any) -> dict[str, Any] | None:
 def upstream_body(flow: http.HTTPFlow) -> bytes | None:
     """The raw upstream body of a buffered flow still in memory, if its response now holds the client's answer."""
     return _UPSTREAM_BODIES.get(flow)
+
+
+def _drop_set_cookie(headers: http.Headers) -> None:
+    """`headers.pop("set-cookie", None)` in one pass over the raw fields (usually there is none to drop)."""
+    fields = headers.fields
+    if any(name.lower() == b"set-cookie" for name, _ in fields):
+        headers.fields = tuple(field for field in fields if field[0].lower() != b"set-cookie")
 
 
 def _clip(text: str) -> str:

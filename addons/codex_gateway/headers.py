@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mitmproxy import http
+from mitmproxy.net.http import url
 
 if TYPE_CHECKING:
     from .auth import Credentials
     from .settings import Settings
 
-__all__ = ["client_response_headers", "codex_headers", "redact_request", "upstream_headers", "REDACTED"]
+__all__ = [
+    "client_response_headers",
+    "codex_headers",
+    "header_map",
+    "redact_request",
+    "upstream_headers",
+    "upstream_fields",
+    "upstream_target",
+    "UpstreamTarget",
+    "REDACTED",
+]
 
 REDACTED = "<redacted>"
 _PASS = frozenset({"x-request-id", "retry-after", "openai-model"})
@@ -36,8 +48,20 @@ def client_response_headers(upstream: http.Headers | None, content_type: str, *,
 def redact_request(headers: http.Headers) -> None:
     """Credentials are only needed until the request is sent; flows are shown and saved afterwards."""
     fields = headers.fields  # raw (name, value) pairs: one pass, no per-name case-insensitive lookups
-    if any(name.lower() in _SECRET_NAMES for name, _ in fields):
+    # Already redacted values need no new tuple (this runs in several hooks of every flow).
+    if any(value != _REDACTED and name.lower() in _SECRET_NAMES for name, value in fields):
         headers.fields = tuple((n, _REDACTED if n.lower() in _SECRET_NAMES else v) for n, v in fields)
+
+
+def header_map(headers: http.Headers) -> dict[str, str]:
+    """Every header by lower-case name, repeated ones folded with ", " exactly as `Headers.get` returns them:
+    one pass over the raw fields instead of a case-insensitive scan of all of them per lookup."""
+    out: dict[str, str] = {}
+    for name, raw in headers.fields:
+        key = name.lower().decode("utf-8", "surrogateescape")  # Headers compares lower-cased bytes, too
+        value = raw.decode("utf-8", "surrogateescape")
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return out
 
 
 def codex_headers(headers: http.Headers) -> dict[str, str]:
@@ -65,3 +89,68 @@ def upstream_headers(
         ("Accept-Encoding", "identity"),
     ]
     return headers
+
+
+@dataclass(frozen=True)
+class UpstreamTarget:
+    """Where upstream requests go, as mitmproxy's request fields hold it (computed once per settings)."""
+
+    scheme: bytes
+    host: str
+    port: int
+    path_prefix: str  # the upstream URL's path without its trailing slash
+    authority: bytes  # host[:port] as mitmproxy's `host`/`port` setters write it into a non-empty authority
+    host_field: tuple[bytes, bytes]
+    agent_fields: tuple[tuple[bytes, bytes], ...]  # originator, User-Agent
+
+
+_TARGET: tuple[Settings, UpstreamTarget] | None = None  # one slot: settings change only on reconfiguration
+_ACCEPT_FIELDS = (
+    (b"Accept", b"text/event-stream"),
+    (b"Content-Type", b"application/json"),
+    (b"Accept-Encoding", b"identity"),
+)
+
+
+def upstream_target(settings: Settings) -> UpstreamTarget:
+    global _TARGET
+    if _TARGET is not None and _TARGET[0] is settings:
+        return _TARGET[1]
+    up = settings.upstream
+    host = up.hostname or ""
+    port = up.port or (443 if up.scheme == "https" else 80)
+    hostport = url.hostport(up.scheme, host, port)
+    try:
+        authority = hostport.encode("idna", "strict")
+    except UnicodeError:
+        authority = hostport.encode("utf8", "surrogateescape")
+    target = UpstreamTarget(
+        scheme=up.scheme.encode("utf-8", "surrogateescape"),
+        host=host,
+        port=port,
+        path_prefix=up.path.rstrip("/"),
+        authority=authority,
+        host_field=(b"Host", up.netloc.encode()),
+        agent_fields=((b"originator", settings.originator.encode()), (b"User-Agent", settings.user_agent.encode())),
+    )
+    _TARGET = (settings, target)
+    return target
+
+
+def upstream_fields(
+    target: UpstreamTarget,
+    creds: Credentials | None,
+    session_headers: Iterable[tuple[str, str]],
+    content_length: int,
+) -> tuple[tuple[bytes, bytes], ...]:
+    """`upstream_headers` as raw header fields plus the body's `content-length` (what mitmproxy's `content`
+    setter would append), with the parts that never change encoded once per settings."""
+    fields = [target.host_field]
+    if creds is not None:
+        fields.append((b"Authorization", f"Bearer {creds.access_token}".encode()))
+        fields.append((b"ChatGPT-Account-ID", creds.account_id.encode()))
+    fields += target.agent_fields
+    fields += [(k.encode(), v.encode()) for k, v in session_headers]
+    fields += _ACCEPT_FIELDS
+    fields.append((b"content-length", str(content_length).encode()))
+    return tuple(fields)
