@@ -386,9 +386,11 @@ def test_rate_limit_parser_gives_what_a_fresh_parse_gives() -> None:
     for now, headers in enumerate(sequence, start=1000):
         assert parser.parse("a", headers, float(now)) == parse_rate_limit_headers(headers, float(now))
     first = parser.parse("a", absolute, 1.0)
-    assert first is not None
-    first["primary"]["used_percent"] = 99  # snapshots are independent: the next one is not affected
-    assert parser.parse("a", absolute, 2.0) == parse_rate_limit_headers(absolute, 2.0)
+    second = parser.parse("a", absolute, 2.0)
+    assert first is not second and first == parse_rate_limit_headers(absolute, 1.0)  # its own, with its own time
+    raw = tuple((k.encode(), v.encode()) for k, v in relative.items())
+    assert parser.parse_fields("a", raw, 5.0) == parse_rate_limit_headers(relative, 5.0)
+    assert parser.parse_fields("a", raw, 6.0) == parse_rate_limit_headers(relative, 6.0)
     assert parser.parse("b", relative, 3.0) == parse_rate_limit_headers(relative, 3.0)  # per account
 
 
@@ -402,7 +404,8 @@ async def test_repeated_quota_headers_keep_updating_the_snapshot_time(
         clock.now += 5
         pool.record_headers(lease, quota_headers(40, reset_at=reset))
         assert pool.status()[0]["quota"] == parse_rate_limit_headers(quota_headers(40, reset_at=reset), clock())
-    pool.record_headers(lease, quota_headers(100, reset_at=reset))  # exhausted: cools down at once
+    exhausted = quota_headers(100, reset_at=reset)  # as raw fields (what the addon passes): cools down at once
+    pool.record_fields(lease, tuple((k.encode(), v.encode()) for k, v in exhausted.items()))
     assert pool.status()[0]["cooldown_until"] == reset
 
 

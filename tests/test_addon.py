@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -139,3 +140,18 @@ async def test_the_upstream_request_is_what_mitmproxy_s_setters_would_make(
     assert sent.get_state() == reference.get_state()
     assert sent.headers["Host"] == up.netloc and sent.headers["content-length"] == str(len(sent.raw_content or b""))
     assert sent.authority == ("" if not authority else up.netloc)
+
+
+def test_server_replay_flag_follows_the_option() -> None:
+    flag = addon_module._ServerReplayFlag()
+    with taddons.context() as tctx:
+        assert flag() is False  # no ServerPlayback addon: no option
+        tctx.options.add_option("server_replay", Sequence[str], [], "flows to replay")
+        assert flag() is False
+        tctx.options.update(server_replay=["flows.mitm"])
+        assert flag() is True
+        tctx.options.update(server_replay=[])
+        assert flag() is False
+    with taddons.context() as tctx:  # a new master: its own options
+        tctx.options.add_option("server_replay", Sequence[str], ["other.mitm"], "flows to replay")
+        assert flag() is True

@@ -189,7 +189,14 @@ class AccountPool:
     def record_headers(self, lease: Lease, headers: Mapping[str, str]) -> None:
         """Keeps the `x-codex-*` quota snapshot of a response; an exhausted window cools the account down."""
         now = self.clock()
-        snapshot = self._quota_parser.parse(lease.key, headers, now)
+        self._record_snapshot(lease, self._quota_parser.parse(lease.key, headers, now), now)
+
+    def record_fields(self, lease: Lease, fields: tuple[tuple[bytes, bytes], ...]) -> None:
+        """`record_headers` for the raw `x-codex-*` header fields of a response (decoded only when they changed)."""
+        now = self.clock()
+        self._record_snapshot(lease, self._quota_parser.parse_fields(lease.key, fields, now), now)
+
+    def _record_snapshot(self, lease: Lease, snapshot: dict[str, Any] | None, now: float) -> None:
         if snapshot is None:
             return
         state = self.state.get(lease.key)

@@ -44,7 +44,7 @@ from .flowinfo import client_name
 from .flowinfo import sanitized_request
 from .flowinfo import trace_id
 from .headers import client_response_headers
-from .headers import codex_headers
+from .headers import codex_fields
 from .headers import header_map
 from .headers import redact_request
 from .headers import upstream_fields
@@ -179,7 +179,7 @@ class CodexGateway:
             return
         redact_request(flow.request.headers)  # sent already; from here on the flow is shown and may be saved
         if self.access is not None:
-            self.access.record(flow.id, codex_headers(response.headers))
+            self.access.record(flow.id, codex_fields(response.headers))
         if not (200 <= response.status_code < 300) or response.raw_content is not None:
             return  # buffered: upstream error or replayed body; translated in `response`
         stream = stream_translator(meta)
@@ -417,5 +417,27 @@ def _fail_closed_on_bad_options() -> None:
         raise ValueError("codex-gateway: refusing to start with invalid options: " + "; ".join(problems))
 
 
-def _server_replaying() -> bool:
-    return "server_replay" in ctx.options and bool(ctx.options.server_replay)
+class _ServerReplayFlag:
+    """Whether `server_replay` names any file. Reading an option deep-copies its value, on every request; so the
+    answer is kept and updated by the options' change signal (which also reports rollbacks)."""
+
+    def __init__(self) -> None:
+        self.options: Any = None  # the OptManager subscribed to (a new master brings a new one)
+        self.on = False
+
+    def __call__(self) -> bool:
+        options = ctx.options
+        if options is not self.options:
+            if "server_replay" not in options:  # no ServerPlayback addon (e.g. in tests)
+                return False
+            options.subscribe(self._changed, ["server_replay"])
+            self.options = options
+            self.on = bool(options.server_replay)
+        return self.on
+
+    def _changed(self, options: Any, updated: set[str]) -> None:
+        if options is self.options:
+            self.on = bool(options.server_replay)
+
+
+_server_replaying = _ServerReplayFlag()

@@ -272,18 +272,23 @@ def _stop_sequences(stop: str | list[str] | None) -> tuple[str, ...]:
 
 def _derived_cache_key(instructions: str, items: list[dict[str, Any]]) -> str:
     """A stable, uuid-shaped key for a conversation: the same on every turn, since the prefix does not change."""
-    first_user = next((it for it in items if it.get("role") == "user"), None)
+    first_user = None
+    for item in items:  # a loop, not next() over a generator: this runs on every request
+        if item.get("role") == "user":
+            first_user = item
+            break
     seed = orjson.dumps([instructions, first_user["content"] if first_user else None])
     return uuid4_string(hashlib.sha256(seed).digest())
 
 
 def uuid4_string(digest: bytes) -> str:
     """`str(uuid.UUID(bytes=digest[:16], version=4))`, without the UUID object (this runs on every request)."""
-    b = bytearray(digest[:16])
-    b[6] = (b[6] & 0x0F) | 0x40  # version 4
-    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = b.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = digest[:16].hex()
+    # Version 4 in the 13th hex digit; the RFC 4122 variant (binary 10xx) in the 17th.
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 _TAGS = {

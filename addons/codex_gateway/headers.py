@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING
 from mitmproxy import http
 from mitmproxy.net.http import url
 
+from .quota import decode_fields
+
 if TYPE_CHECKING:
     from .auth import Credentials
     from .settings import Settings
 
 __all__ = [
     "client_response_headers",
+    "codex_fields",
     "codex_headers",
     "header_map",
     "redact_request",
@@ -48,9 +51,11 @@ def client_response_headers(upstream: http.Headers | None, content_type: str, *,
 def redact_request(headers: http.Headers) -> None:
     """Credentials are only needed until the request is sent; flows are shown and saved afterwards."""
     fields = headers.fields  # raw (name, value) pairs: one pass, no per-name case-insensitive lookups
-    # Already redacted values need no new tuple (this runs in several hooks of every flow).
-    if any(value != _REDACTED and name.lower() in _SECRET_NAMES for name, value in fields):
-        headers.fields = tuple((n, _REDACTED if n.lower() in _SECRET_NAMES else v) for n, v in fields)
+    for name, value in fields:  # a plain loop: cheaper than any() over a generator for a dozen fields
+        # Already redacted values need no new tuple (this runs in several hooks of every flow).
+        if value != _REDACTED and name.lower() in _SECRET_NAMES:
+            headers.fields = tuple((n, _REDACTED if n.lower() in _SECRET_NAMES else v) for n, v in fields)
+            return
 
 
 def header_map(headers: http.Headers) -> dict[str, str]:
@@ -66,11 +71,12 @@ def header_map(headers: http.Headers) -> dict[str, str]:
 
 def codex_headers(headers: http.Headers) -> dict[str, str]:
     """The `x-codex-*` headers of an upstream answer (quota snapshots), read straight from the raw fields."""
-    return {
-        name.decode("latin-1").lower(): value.decode("latin-1")
-        for name, value in headers.fields
-        if name[:8].lower() == b"x-codex-"
-    }
+    return decode_fields(codex_fields(headers))
+
+
+def codex_fields(headers: http.Headers) -> tuple[tuple[bytes, bytes], ...]:
+    """The raw `x-codex-*` fields of an upstream answer: cheap to compare with the previous answer's."""
+    return tuple([field for field in headers.fields if field[0][:8].lower() == b"x-codex-"])  # list: no generator
 
 
 def upstream_headers(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -25,6 +27,7 @@ __all__ = [
     "AccountState",
     "StateFile",
     "RateLimitParser",
+    "decode_fields",
     "parse_rate_limit_headers",
     "resets_at_from_error",
     "MAX_COOLDOWN_S",
@@ -43,6 +46,11 @@ def parse_rate_limit_headers(headers: Mapping[str, str], now: float) -> dict[str
     return _parse(headers, now)[0]
 
 
+def decode_fields(fields: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Raw header fields by lower-case name (latin-1, as HTTP allows; the last of repeated names wins)."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in fields}
+
+
 class RateLimitParser:
     """`parse_rate_limit_headers` for every answer of an account, without parsing the same headers twice.
 
@@ -52,21 +60,29 @@ class RateLimitParser:
     """
 
     def __init__(self) -> None:
-        # account key -> (header items, snapshot, whether the snapshot holds reset times relative to `now`)
-        self._last: dict[str, tuple[tuple[tuple[str, str], ...], dict[str, Any] | None, bool]] = {}
+        # account key -> (header items or raw fields, snapshot, whether it holds reset times relative to `now`)
+        self._last: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None, bool]] = {}
 
     def parse(self, account: str, headers: Mapping[str, str], now: float) -> dict[str, Any] | None:
-        items = tuple(headers.items())
+        return self._memo(account, tuple(headers.items()), lambda: headers, now)
+
+    def parse_fields(self, account: str, fields: tuple[tuple[bytes, bytes], ...], now: float) -> dict[str, Any] | None:
+        """The same for raw header fields (latin-1), decoded only when they differ from the last answer's."""
+        return self._memo(account, fields, lambda: decode_fields(fields), now)
+
+    def _memo(
+        self, account: str, items: tuple[Any, ...], headers: Callable[[], Mapping[str, str]], now: float
+    ) -> dict[str, Any] | None:
         last = self._last.get(account)
         if last is not None and last[0] == items and not last[2]:
             snapshot = last[1]
             if snapshot is None:
                 return None
-            # A copy (nested entries too): every answer gets its own snapshot, as from a fresh parse.
-            fresh = {k: dict(v) if isinstance(v, dict) else v for k, v in snapshot.items()}
+            # Every answer gets its own snapshot; the window entries are shared (snapshots are never modified).
+            fresh = dict(snapshot)
             fresh["at"] = now
             return fresh
-        snapshot, relative = _parse(headers, now)
+        snapshot, relative = _parse(headers(), now)
         self._last[account] = (items, snapshot, relative)
         return snapshot
 
@@ -197,7 +213,10 @@ class StateFile:
     _stamp: tuple[int, int, int] | None = None
 
     def get(self, key: str) -> AccountState:
-        return self.accounts.setdefault(key, AccountState())
+        state = self.accounts.get(key)  # not setdefault: that would build a state on every call
+        if state is None:
+            state = self.accounts[key] = AccountState()
+        return state
 
     def reload_if_changed(self) -> None:
         try:

@@ -44,11 +44,12 @@ class UpstreamAccess:
         self._leases[flow_id] = lease
         return lease.credentials
 
-    def record(self, flow_id: str, codex_headers: Mapping[str, str]) -> None:
-        """The quota snapshot an upstream answer carried (`x-codex-*`), for account selection and status."""
+    def record(self, flow_id: str, codex_fields: tuple[tuple[bytes, bytes], ...]) -> None:
+        """The quota snapshot an upstream answer carried (its raw `x-codex-*` header fields), for account selection
+        and status."""
         lease = self._leases.get(flow_id)
         if lease is not None:
-            self.pool.record_headers(lease, codex_headers)
+            self.pool.record_fields(lease, codex_fields)
 
     def release(self, flow_id: str) -> None:
         self._leases.pop(flow_id, None)
