@@ -8,8 +8,8 @@ Tool calls are serialized (one open at a time, dense indexes from 0): see tool_c
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Any
 
 from .chat_completion import completion_from_chunks
@@ -54,7 +54,7 @@ class ChatStream:
     def __init__(self, *, model: str, include_usage: bool = False, stop: tuple[str, ...] = ()) -> None:
         self.model = model
         self.include_usage = include_usage
-        self.id = "chatcmpl-" + uuid.uuid4().hex[:24]
+        self.id = "chatcmpl-" + os.urandom(12).hex()  # replaced by the upstream response id when one comes
         self.created = int(time.time())
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
