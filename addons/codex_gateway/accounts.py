@@ -70,7 +70,10 @@ class _Account:
 
     @property
     def store(self) -> TokenStore:
-        return next((s for s in self.stores if not s.login_required), self.stores[0])
+        for store in self.stores:  # a loop, not next() over a generator: this runs several times per request
+            if not store.login_required:
+                return store
+        return self.stores[0]
 
     @property
     def record(self) -> AuthRecord | None:
@@ -139,9 +142,11 @@ class AccountPool:
                 code="no_login",
             )
         now = self.clock()
-        usable = [a for a in accounts.values() if a.key not in exclude]
-        cooling = [a for a in usable if self.state.get(a.key).cooling(now)]
-        ready = [a for a in usable if not self.state.get(a.key).cooling(now)]
+        cooling: list[_Account] = []
+        ready: list[_Account] = []
+        for account in accounts.values():
+            if account.key not in exclude:
+                (cooling if self.state.get(account.key).cooling(now) else ready).append(account)
         errors: list[GatewayError] = []
         stamps = self._scan.files  # stat'ed by `_accounts` just now: no second stat of the file in `fresh`
         for account in self._order(ready, session_key, now):

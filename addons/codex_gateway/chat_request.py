@@ -105,7 +105,8 @@ def translate_chat_request(raw: bytes, parsed: Any = None) -> CodexRequest:
     if text:
         body["text"] = text
 
-    dropped = [name for name in DROPPED_FIELDS if name in data]
+    # Most requests carry none of them: one set intersection first, then the fields in their reporting order.
+    dropped = [name for name in DROPPED_FIELDS if name in data] if not _DROPPED.isdisjoint(data) else []
     if req.reasoning is not None and effort is None and req.reasoning.summary is not None:
         dropped.append("reasoning.summary")  # a summary without an effort: the backend would reason by default
     if req.model_extra:
@@ -288,6 +289,7 @@ def uuid4_string(digest: bytes) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
+_DROPPED = frozenset(DROPPED_FIELDS)
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
