@@ -54,7 +54,7 @@ def redact_request(headers: http.Headers) -> None:
     for name, value in fields:  # a plain loop: cheaper than any() over a generator for a dozen fields
         # Already redacted values need no new tuple (this runs in several hooks of every flow).
         if value != _REDACTED and name.lower() in _SECRET_NAMES:
-            headers.fields = tuple((n, _REDACTED if n.lower() in _SECRET_NAMES else v) for n, v in fields)
+            headers.fields = tuple([(n, _REDACTED if n.lower() in _SECRET_NAMES else v) for n, v in fields])
             return
 
 
