@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+from codex_gateway.chat_stream import SKIPPED_EVENTS
 from codex_gateway.chat_stream import ChatStream
 from codex_gateway.chat_stream import chat_usage
 from codex_gateway.chat_stream import completion_from_chunks
@@ -691,3 +692,21 @@ def test_completion_shape() -> None:
         },
         "system_fingerprint": None,
     }
+
+
+def _all_chunks(events: list[Event]) -> list[dict[str, Any]]:
+    machine = new_machine(include_usage=True)
+    return [chunk for event in events for chunk in machine.feed(event)] + machine.finish()
+
+
+@pytest.mark.parametrize("name", stream_names())
+def test_events_a_translator_may_skip_change_no_answer(name: str) -> None:
+    """Skippable events, real ones dropped and made-up ones inserted after every event, leave the chunks alone."""
+    events = sse_events(load_stream(name))
+    kept = [e for e in events if e.get("type") not in SKIPPED_EVENTS]
+    noise = [
+        {"type": kind, "item_id": "msg_1", "output_index": 0, "content_index": 0, "text": "other", "delta": "x"}
+        for kind in sorted(SKIPPED_EVENTS)
+    ]
+    noisy = [e for event in kept for e in [event, *noise]]
+    assert _all_chunks(events) == _all_chunks(kept) == _all_chunks(noisy)

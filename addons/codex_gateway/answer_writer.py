@@ -41,10 +41,14 @@ def answer_headers(answer: ClientAnswer, upstream: http.Headers | None, origin: 
 def write_answer(flow: http.HTTPFlow, answer: ClientAnswer) -> None:
     response = flow.response
     assert response is not None
-    response.headers = answer_headers(answer, response.headers, flow.metadata.get(META, {}).get("cors_origin"))
+    headers = answer_headers(answer, response.headers, flow.metadata.get(META, {}).get("cors_origin"))
+    # The answer's headers never carry content-encoding or transfer-encoding (allow-listed above), so the body
+    # goes in as it is with its length: what `response.content = ...` would do, without its header lookups.
+    headers.fields += ((b"content-length", str(len(answer.body)).encode()),)
+    response.headers = headers
     response.status_code = answer.status
     response.reason = ""
-    response.content = answer.body
+    response.raw_content = answer.body
 
 
 class AnswerWriter:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from .chat_stream import SKIPPED_EVENTS
 from .chat_stream import ChatStream
 from .chat_stream import completion_from_chunks
 from .sse import DONE
@@ -66,6 +67,8 @@ class ChatSSETranslator:
         chunks: list[dict[str, Any]] = []
         feed = self.machine.feed
         for ev in events:
+            if ev.event in SKIPPED_EVENTS:
+                continue  # nothing for the client; not worth parsing (the finished item repeats the text)
             data = ev.data
             if not data or data[0] != "{":
                 data = data.strip()  # rare: whitespace before the JSON, which Codex and the SDK accept

@@ -17,7 +17,7 @@ from .errors import failure_status
 from .stop_sequences import StopMatcher
 from .tool_calls import ToolCallSerializer
 
-__all__ = ["ChatStream", "chat_usage", "completion_from_chunks"]
+__all__ = ["ChatStream", "SKIPPED_EVENTS", "chat_usage", "completion_from_chunks"]
 
 Chunk = dict[str, Any]
 
@@ -379,3 +379,19 @@ _HANDLERS = {
     "response.failed": ChatStream._on_failed,
     "error": ChatStream._on_failed,
 }
+
+# Events that carry nothing for the chat answer (their text comes again in the finished item, which is checked
+# against the deltas): a translator may drop them by their SSE event name without parsing their JSON.
+SKIPPED_EVENTS = frozenset(
+    {
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.output_text.done",
+        "response.refusal.done",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_part.done",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_text.done",
+        "codex.rate_limits",
+    }
+)
