@@ -1,7 +1,9 @@
 """What scripts/bench.py measures: the requests, the five phases, and the run that starts and stops the processes.
 
 Modes are interleaved round by round (direct, pass-through, gateway, direct, ...) so that drift on a shared
-machine hits all three alike. Each figure keeps every sample; scripts/bench_rows.py turns them into the table.
+machine hits them all alike. Phase 1 also measures the buffered pass-through (a reference, see bench_report.MODES)
+in the same rounds; phases 2-4 only the core modes. Each figure keeps every sample; scripts/bench_rows.py turns
+them into the table.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bench_procs import Backend  # noqa: E402
 from bench_procs import Proxy  # noqa: E402
 from bench_procs import cpu_seconds  # noqa: E402
 from bench_procs import status_kib  # noqa: E402
+from bench_report import CORE_MODES  # noqa: E402
 from bench_report import MODES  # noqa: E402
 from bench_report import Dist  # noqa: E402
 
@@ -38,6 +41,7 @@ FRAMING_EVENTS = 8  # lifecycle and done events around the deltas of one answer
 CONTENT_MARK = {
     "direct": re.compile(rb"output_text\.delta"),
     "passthrough": re.compile(rb"output_text\.delta"),
+    "buffered": re.compile(rb"output_text\.delta"),
     "gateway": re.compile(rb'"content":"[^"]'),
 }
 
@@ -56,7 +60,7 @@ class Params:
     ttft_samples: int = 30
     ttft_deltas: int = 1
     long_deltas: int = 5000
-    long_runs: int = 3
+    long_runs: int = 7  # one run disturbed by the scheduler must not move the p50 on a 2-core machine
     burst_streams: int = 32
     burst_deltas: int = 20
     burst_rounds: int = 3
@@ -227,18 +231,18 @@ async def phase_rps(targets: dict[str, Target], clients: dict[str, httpx.AsyncCl
 async def phase_ttft(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
     for i in range(p.ttft_samples):
         got: dict[str, float] = {}
-        for mode in MODES:
+        for mode in CORE_MODES:
             res = await stream_request(clients[mode], targets[mode], p.ttft_deltas, delay_schedule(i))
             got[mode] = res.ttft
             r.ttft[mode].values.append(res.ttft)
-        for mode in MODES:
+        for mode in CORE_MODES:
             r.ttft_added[mode].values.append(got[mode] - got["direct"])
 
 
 async def phase_long(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
     events = p.long_deltas + FRAMING_EVENTS
     for _ in range(p.long_runs):
-        for mode in MODES:
+        for mode in CORE_MODES:
             proxy = targets[mode].proxy
             cpu0 = cpu_seconds(proxy.pid) if proxy else math.nan
             res = await stream_request(clients[mode], targets[mode], p.long_deltas, 0)
@@ -251,7 +255,7 @@ async def phase_long(targets: dict[str, Target], clients: dict[str, httpx.AsyncC
 
 async def phase_burst(targets: dict[str, Target], p: Params, r: Results) -> None:
     for _ in range(p.burst_rounds):
-        for mode in MODES:
+        for mode in CORE_MODES:
             # Fresh connections: the burst is `burst_streams` clients arriving at once.
             async with new_client(p.burst_streams) as client:
                 t0 = time.perf_counter()
@@ -271,7 +275,8 @@ async def run_phases(targets: dict[str, Target], p: Params, r: Results, log: Log
         for mode in MODES:  # warm-up: connections, imports, caches
             for _ in range(p.warmup):
                 await small_request(clients[mode], targets[mode])
-            await stream_request(clients[mode], targets[mode], 20, 0)
+            if mode in CORE_MODES:  # the reference modes never stream
+                await stream_request(clients[mode], targets[mode], 20, 0)
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("1) small requests, concurrency 1", lambda: phase_latency(targets, clients, p, r)),
             (f"1) small requests, concurrency {p.concurrency}", lambda: phase_rps(targets, clients, p, r)),
@@ -288,6 +293,26 @@ async def run_phases(targets: dict[str, Target], p: Params, r: Results, log: Log
             await client.aclose()
 
 
+def start_proxies(proxies: dict[str, Proxy], r: Results, log: Log) -> None:
+    for kind, proxy in proxies.items():
+        seconds = proxy.start()
+        if kind in CORE_MODES:  # a reference's start-up is not compared (one start, not `startup_samples`)
+            r.startup[kind].values.append(seconds)
+        r.start_rss_mib[kind].values.append(status_kib(proxy.pid, "VmRSS") / 1024.0)
+        log(f"{kind} on 127.0.0.1:{proxy.port} (pid {proxy.pid})")
+
+
+def sample_startup(p: Params, backend: Backend, home: Path, workdir: Path, r: Results, *, quiet_mitm: bool) -> None:
+    """The remaining start-up samples, interleaved, each proxy alone on the machine but for the backend."""
+    for _ in range(p.startup_samples - 1):
+        for kind in [m for m in CORE_MODES if m != "direct"]:
+            extra = Proxy(kind, backend.port, home, workdir / kind, quiet=quiet_mitm)
+            try:
+                r.startup[kind].values.append(extra.start())
+            finally:
+                extra.stop()
+
+
 def run(p: Params, workdir: Path, *, quiet_mitm: bool, log: Log) -> Results:
     r = Results.empty()
     home = workdir / "codex-home"
@@ -295,32 +320,21 @@ def run(p: Params, workdir: Path, *, quiet_mitm: bool, log: Log) -> Results:
     backend = Backend().start()
     log(f"bench backend on 127.0.0.1:{backend.port}")
     proxies = {
-        kind: Proxy(kind, backend.port, home, workdir / kind, quiet=quiet_mitm) for kind in ("passthrough", "gateway")
+        kind: Proxy(kind, backend.port, home, workdir / kind, quiet=quiet_mitm) for kind in MODES if kind != "direct"
     }
     try:
-        for kind, proxy in proxies.items():
-            r.startup[kind].values.append(proxy.start())
-            r.start_rss_mib[kind].values.append(status_kib(proxy.pid, "VmRSS") / 1024.0)
-            log(f"{kind} on 127.0.0.1:{proxy.port} (pid {proxy.pid})")
-        targets = {
-            "direct": Target("direct", backend.base_url, None),
-            "passthrough": Target("passthrough", proxies["passthrough"].base_url, proxies["passthrough"]),
-            "gateway": Target("gateway", proxies["gateway"].base_url, proxies["gateway"]),
-        }
+        start_proxies(proxies, r, log)
+        targets = {"direct": Target("direct", backend.base_url, None)}
+        targets |= {kind: Target(kind, proxy.base_url, proxy) for kind, proxy in proxies.items()}
         asyncio.run(run_phases(targets, p, r, log))
         for kind, proxy in proxies.items():
-            r.peak_rss_mib[kind].values.append(status_kib(proxy.pid, "VmHWM") / 1024.0)
+            if kind in CORE_MODES:  # a reference only served phase 1, so its peak would not compare
+                r.peak_rss_mib[kind].values.append(status_kib(proxy.pid, "VmHWM") / 1024.0)
             proxy.stop()
-        for _ in range(p.startup_samples - 1):
-            for kind in ("passthrough", "gateway"):
-                extra = Proxy(kind, backend.port, home, workdir / kind, quiet=quiet_mitm)
-                try:
-                    r.startup[kind].values.append(extra.start())
-                finally:
-                    extra.stop()
+        sample_startup(p, backend, home, workdir, r, quiet_mitm=quiet_mitm)
         log(f"  5) start-up: {p.startup_samples} per proxy")
     finally:
-        for proxy in proxies.values():
+        for proxy in proxies.values():  # every path, the reference proxy too (stop_all in bench.py backs this up)
             proxy.stop()
         backend.stop()
     return r

@@ -1,4 +1,7 @@
-"""Processes for scripts/bench.py: the bench backend, a plain mitmdump pass-through, the gateway; /proc readings.
+"""Processes for scripts/bench.py: the bench backend, plain mitmdump pass-throughs, the gateway; /proc readings.
+
+A `Proxy` is the gateway (kind "gateway"), a streaming pass-through (kind "passthrough", `stream_large_bodies=1`)
+or a buffered one (kind "buffered", mitmproxy's defaults: whole request and response read before forwarding).
 
 Every process is started in the benchmark's own process group, registered, and stopped (SIGTERM, then SIGKILL)
 by `stop_all`, which bench.py calls in a `finally` and at exit. Everything listens on 127.0.0.1.
@@ -110,7 +113,10 @@ class Backend:
 
 
 class Proxy:
-    """A mitmdump subprocess: the gateway (args from tests/gateway_process.py) or a plain pass-through."""
+    """A mitmdump subprocess: the gateway (args from tests/gateway_process.py) or a plain pass-through.
+
+    Any kind other than "gateway" is a plain reverse proxy; every kind but "buffered" streams bodies.
+    """
 
     def __init__(self, kind: str, upstream_port: int, codex_home: Path, workdir: Path, *, quiet: bool) -> None:
         self.kind = kind
@@ -125,12 +131,14 @@ class Proxy:
             self.port = free_port()
             confdir = workdir / "confdir"
             confdir.mkdir(parents=True, exist_ok=True)
+            # stream_large_bodies=1 forwards the request body before the request hooks run, so mitmproxy's own
+            # request work overlaps the backend's; "buffered" leaves it out to show that work on the critical path.
+            streaming = [] if kind == "buffered" else ["--set", "stream_large_bodies=1"]
             self.args = [
                 str(MITMDUMP),
                 "--mode",
                 f"reverse:http://127.0.0.1:{upstream_port}@127.0.0.1:{self.port}",
-                "--set",
-                "stream_large_bodies=1",
+                *streaming,
                 "--set",
                 "connection_strategy=lazy",
                 "--set",

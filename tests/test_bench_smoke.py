@@ -20,6 +20,7 @@ TIMEOUT_S = 60.0
 ROWS = [
     "small non-streamed request, concurrency 1",
     "added latency, mode − direct",
+    "gateway ÷ buffered pass-through (reference, no goal)",
     "req/s at concurrency 8",
     "time to first content byte, delta every 50-100 ms",
     "added time to first content byte",
@@ -61,6 +62,7 @@ def test_bench_quick_prints_every_figure(tmp_path: Path) -> None:
 
     table = [line for line in stdout.splitlines() if line.startswith("| ")]
     assert table and "pass-through" in table[0] and "gateway" in table[0], stdout
+    assert "| buffered pass-through |" in table[0], table[0]
     for label in ROWS:
         rows = [line for line in table if label in line]
         assert len(rows) == 1, f"no single row for {label!r} in:\n{stdout}"
@@ -72,4 +74,8 @@ def test_bench_quick_prints_every_figure(tmp_path: Path) -> None:
     doc = json.loads(out_json.read_text())
     assert doc["params"]["long_deltas"] == 500
     assert len(doc["samples"]["latency"]["gateway"]) == doc["params"]["latency_samples"]
+    # The buffered pass-through is a phase-1 reference: its samples are there, and only there.
+    assert len(doc["samples"]["latency"]["buffered"]) == doc["params"]["latency_samples"]
+    assert len(doc["samples"]["rps"]["buffered"]) == doc["params"]["rps_rounds"]
+    assert doc["samples"]["ttft"]["buffered"] == [] and doc["samples"]["events_per_s"]["buffered"] == []
     assert len(doc["goals"]) == len(GOALS)
