@@ -21,7 +21,7 @@ first answer. Modes are interleaved round by round so drift hits them all alike.
 streaming pass-through in the same run; "added" means mode − direct. One informational ratio, no goal: the
 gateway's added latency over the buffered pass-through's.
 
-    .venv/bin/python scripts/bench.py            # full run (about 100 s on 2 cores)
+    .venv/bin/python scripts/bench.py            # full run (70-90 s on 2 cores)
     .venv/bin/python scripts/bench.py --quick    # tiny parameters, for the smoke test
     .venv/bin/python scripts/bench.py --json out.json
 
