@@ -57,7 +57,7 @@ class Params:
     rps_requests: int = 400
     rps_rounds: int = 5
     concurrency: int = 8
-    ttft_samples: int = 30
+    ttft_samples: int = 60
     ttft_deltas: int = 1
     long_deltas: int = 5000
     long_runs: int = 7  # one run disturbed by the scheduler must not move the p50 on a 2-core machine

@@ -694,19 +694,36 @@ def test_completion_shape() -> None:
     }
 
 
-def _all_chunks(events: list[Event]) -> list[dict[str, Any]]:
+def _chunks(events: list[Event], *, skipping: bool = False, noise: tuple[Event, ...] = ()) -> list[dict[str, Any]]:
+    """Feeds the events; `skipping` drops those the machine lists as skippable at that moment (as the translator
+    does); `noise` events are fed after each event wherever the machine lists them as skippable."""
     machine = new_machine(include_usage=True)
-    return [chunk for event in events for chunk in machine.feed(event)] + machine.finish()
+    out: list[dict[str, Any]] = []
+    for event in events:
+        if not (skipping and event.get("type") in machine.skipped_events):
+            out += machine.feed(event)
+        for extra in noise:
+            if extra["type"] in machine.skipped_events:
+                out += machine.feed(extra)
+    return out + machine.finish()
+
+
+NOISE: tuple[Event, ...] = tuple(
+    {"type": kind, "item_id": "msg_1", "output_index": 0, "content_index": 0, "text": "other", "delta": "x"}
+    for kind in sorted(SKIPPED_EVENTS)
+) + ({"type": "response.in_progress", "response": {"id": "resp_other", "created_at": 1, "model": "other"}},)
 
 
 @pytest.mark.parametrize("name", stream_names())
 def test_events_a_translator_may_skip_change_no_answer(name: str) -> None:
-    """Skippable events, real ones dropped and made-up ones inserted after every event, leave the chunks alone."""
+    """Skippable events, real ones dropped and made-up ones fed wherever they are skippable, leave the chunks
+    alone."""
     events = sse_events(load_stream(name))
-    kept = [e for e in events if e.get("type") not in SKIPPED_EVENTS]
-    noise = [
-        {"type": kind, "item_id": "msg_1", "output_index": 0, "content_index": 0, "text": "other", "delta": "x"}
-        for kind in sorted(SKIPPED_EVENTS)
-    ]
-    noisy = [e for event in kept for e in [event, *noise]]
-    assert _all_chunks(events) == _all_chunks(kept) == _all_chunks(noisy)
+    assert _chunks(events) == _chunks(events, skipping=True) == _chunks(events, noise=NOISE)
+
+
+def test_in_progress_is_skippable_only_once_the_answer_started() -> None:
+    machine = new_machine()
+    assert "response.in_progress" not in machine.skipped_events
+    machine.feed(CREATED)
+    assert "response.in_progress" in machine.skipped_events

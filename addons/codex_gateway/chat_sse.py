@@ -12,7 +12,6 @@ from typing import Any
 
 import orjson
 
-from .chat_stream import SKIPPED_EVENTS
 from .chat_stream import ChatStream
 from .chat_stream import completion_from_chunks
 from .sse import DONE
@@ -66,8 +65,9 @@ class ChatSSETranslator:
     def _run(self, events: list[Any]) -> list[dict[str, Any]]:
         chunks: list[dict[str, Any]] = []
         feed = self.machine.feed
+        machine = self.machine
         for ev in events:
-            if ev.event in SKIPPED_EVENTS:
+            if ev.event in machine.skipped_events:
                 continue  # nothing for the client; not worth parsing (the finished item repeats the text)
             data = ev.data
             if not data or data[0] != "{":

@@ -79,6 +79,12 @@ class ChatStream:
         return self._terminal
 
     @property
+    def skipped_events(self) -> frozenset[str]:
+        """Event names a translator may drop unparsed. Once the answer has started, `response.in_progress` is one of
+        them too: it only repeats the response (instructions and tools included, often many kilobytes)."""
+        return _SKIPPED_ONCE_STARTED if self._started else SKIPPED_EVENTS
+
+    @property
     def tool_call_names(self) -> list[str]:
         """Names of the tool calls the client was sent, in chat index order."""
         return self._tools.names
@@ -395,3 +401,4 @@ SKIPPED_EVENTS = frozenset(
         "codex.rate_limits",
     }
 )
+_SKIPPED_ONCE_STARTED = SKIPPED_EVENTS | {"response.in_progress"}
