@@ -11,6 +11,7 @@ from codex_gateway.answer_writer import json_response
 from codex_gateway.answer_writer import write_answer
 from codex_gateway.client_answer import ClientAnswer
 from codex_gateway.flowinfo import META
+from codex_gateway.flowinfo import upstream_body
 from mitmproxy import http
 from mitmproxy.test import tflow
 
@@ -178,3 +179,12 @@ def test_writer_keeps_a_buffered_upstream_body_without_a_view() -> None:
     writer.keep_streamed_bodies = False
     writer.response(f)
     assert before is not None and f.response.raw_content == before
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_writer_remembers_the_replaced_upstream_body_only_for_a_view(keep: bool) -> None:
+    f = flow()
+    writer = AnswerWriter({f.id: ANSWER})
+    writer.keep_streamed_bodies = keep
+    writer.response(f)
+    assert upstream_body(f) == (b"raw upstream body" if keep else None)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from codex_gateway.answer_writer import AnswerWriter
 from codex_gateway.chat_sse import translate_body
 from codex_gateway.client_answer import buffered_answer
 from codex_gateway.client_answer import machine_for
@@ -229,9 +230,7 @@ def test_codex_sse_view_of_a_buffered_flow_in_memory_shows_the_upstream_stream()
     f = gateway_flow(raw, meta, streamed=False)
     assert f.response is not None
     annotate(f)  # the addon's `response` hook, before AnswerWriter puts the client's answer in
-    sent = buffered_answer(meta, 200, {}, raw)
-    f.response.content = sent.body
-    f.response.headers["content-type"] = "application/json"
+    AnswerWriter({f.id: buffered_answer(meta, 200, {}, raw)}).response(f)  # as in mitmweb, which keeps flows
     chat = contentviews.prettify_message(f.response, f)
     assert chat.view_name == "Chat"
     assert chat.text.startswith("# The client's answer (one chat.completion); as sent\nid: chatcmpl-b\n")

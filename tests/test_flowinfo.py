@@ -14,6 +14,7 @@ from codex_gateway.flowinfo import annotate
 from codex_gateway.flowinfo import chat_meta_of
 from codex_gateway.flowinfo import client_name
 from codex_gateway.flowinfo import failure_of
+from codex_gateway.flowinfo import remember_upstream_body
 from codex_gateway.flowinfo import sanitized_request
 from codex_gateway.flowinfo import summary_line
 from codex_gateway.flowinfo import trace_id
@@ -329,7 +330,6 @@ def test_annotate_a_successful_streamed_flow() -> None:
     assert f.comment == summary_line(finished_meta())
     assert f.marked == ""
     assert "failure" not in f.metadata[META] and "failure_reason" not in f.metadata[META]
-    assert upstream_body(f) is None  # a streamed flow keeps the raw upstream body in the flow itself
 
 
 def test_annotate_marks_an_upstream_error_and_remembers_its_raw_body() -> None:
@@ -343,9 +343,20 @@ def test_annotate_marks_an_upstream_error_and_remembers_its_raw_body() -> None:
         "upstream_status",
         "upstream 429: limit for this ChatGPT account.",
     )
-    assert upstream_body(f) == raw
+
+
+def test_remembered_upstream_body_outlives_the_client_answer() -> None:
+    raw = b'{"error":{"type":"usage_limit_reached","message":"limit"}}'
+    f = gateway_flow(raw, finished_meta(), status=429, content_type="application/json", streamed=False)
+    remember_upstream_body(f)
     f.response.content = b'{"error": "client answer"}'  # what AnswerWriter does afterwards
     assert upstream_body(f) == raw
+
+
+def test_a_streamed_flow_keeps_its_upstream_body_in_the_flow_itself() -> None:
+    f = gateway_flow(upstream(ev.text("hi")), finished_meta())
+    remember_upstream_body(f)
+    assert upstream_body(f) is None
 
 
 def test_annotate_marks_a_client_disconnect() -> None:

@@ -41,6 +41,7 @@ from .errors import GatewayError
 from .flowinfo import META
 from .flowinfo import annotate
 from .flowinfo import client_name
+from .flowinfo import remember_upstream_body
 from .flowinfo import sanitized_request
 from .flowinfo import trace_id
 from .headers import client_response_headers
@@ -391,6 +392,7 @@ class CodexGateway:
         if self.writer.registered:
             self._deferred[flow.id] = answer
         else:
+            remember_upstream_body(flow)
             write_answer(flow, answer)
 
 

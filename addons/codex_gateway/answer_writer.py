@@ -19,6 +19,7 @@ from mitmproxy import http
 from .client_answer import ClientAnswer
 from .cors import cors_headers
 from .flowinfo import META
+from .flowinfo import remember_upstream_body
 from .headers import client_response_headers
 
 __all__ = ["AnswerWriter", "answer_headers", "json_response", "write_answer"]
@@ -59,7 +60,9 @@ class AnswerWriter:
     def __init__(self, pending: dict[str, ClientAnswer]) -> None:
         self.pending = pending
         self.registered = False
-        self.keep_streamed_bodies = True  # False when no view keeps flows for display (set in `running`)
+        # False when no view keeps flows for display (set in `running`): then a finished flow's upstream body is
+        # of no further use once every addon has seen it.
+        self.keep_streamed_bodies = True
 
     def response(self, flow: http.HTTPFlow) -> None:
         answer = self.pending.pop(flow.id, None)
@@ -67,6 +70,8 @@ class AnswerWriter:
         if response is None:
             return
         if answer is not None:
+            if self.keep_streamed_bodies:
+                remember_upstream_body(flow)  # the views still show what upstream sent
             write_answer(flow, answer)
         elif not self.keep_streamed_bodies and callable(response.stream) and META in flow.metadata:
             response.raw_content = None  # every addon, Save (-w) included, has seen it

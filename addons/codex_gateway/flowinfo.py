@@ -25,6 +25,7 @@ __all__ = [
     "failure_of",
     "summary_line",
     "annotate",
+    "remember_upstream_body",
     "upstream_body",
     "chat_meta_of",
 ]
@@ -182,8 +183,7 @@ def annotate(flow: http.HTTPFlow) -> None:
     """Comment, mark and failure record of a gateway flow; called when the flow ends (response, error, local).
 
     It also makes the flow safe to show and save: request credentials are redacted (a locally answered request
-    still holds the client's headers, gateway key included) and upstream `Set-Cookie` headers are dropped. For
-    buffered answers it remembers the raw upstream body in memory (see `upstream_body`).
+    still holds the client's headers, gateway key included) and upstream `Set-Cookie` headers are dropped.
     """
     meta = flow.metadata.get(META)
     if not meta:
@@ -193,10 +193,6 @@ def annotate(flow: http.HTTPFlow) -> None:
     redact_request(flow.request.headers)
     if flow.response is not None:
         _drop_set_cookie(flow.response.headers)
-        if "finish_reason" in meta or "upstream_status" in meta:
-            raw = flow.response.raw_content
-            if raw is not None and flow.response.stream is False:
-                _UPSTREAM_BODIES[flow] = raw
     failure = failure_of(meta, flow.error.msg if flow.error else None)
     if failure is None:
         meta.pop("failure", None)
@@ -213,6 +209,14 @@ def chat_meta_of(flow: Any) -> dict[str, Any] | None:
     if not isinstance(meta, dict) or "original_request" not in meta:
         return None
     return meta if meta.get("endpoint", "chat.completions") == "chat.completions" else None
+
+
+def remember_upstream_body(flow: http.HTTPFlow) -> None:
+    """Keeps a buffered flow's raw upstream body in memory before the client's answer replaces it in the flow, for
+    the views (only worth it where a view keeps flows: mitmweb)."""
+    response = flow.response
+    if response is not None and response.raw_content is not None and response.stream is False:
+        _UPSTREAM_BODIES[flow] = response.raw_content
 
 
 def upstream_body(flow: http.HTTPFlow) -> bytes | None:
