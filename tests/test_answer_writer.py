@@ -154,37 +154,48 @@ def streamed_flow(*, gateway: bool = True) -> http.HTTPFlow:
     return f
 
 
+def writer_for(f: http.HTTPFlow, *, keeps_flows: bool, answer: ClientAnswer | None = None) -> AnswerWriter:
+    writer = AnswerWriter({f.id: answer} if answer is not None else {})
+    writer.keeps_flows = keeps_flows
+    return writer
+
+
 @pytest.mark.parametrize(
-    "keep, gateway, kept",
+    "keeps_flows, gateway, kept",
     [
         (False, True, False),  # mitmdump: nothing reads the finished flow again
         (True, True, True),  # mitmweb's view shows it later
         (False, False, True),  # not the gateway's flow
     ],
 )
-def test_writer_drops_a_streamed_upstream_body_only_without_a_view(keep: bool, gateway: bool, kept: bool) -> None:
+def test_writer_drops_a_streamed_upstream_body_only_without_a_view(
+    keeps_flows: bool, gateway: bool, kept: bool
+) -> None:
     f = streamed_flow(gateway=gateway)
-    writer = AnswerWriter({})
-    writer.keep_streamed_bodies = keep
-    writer.response(f)
+    writer_for(f, keeps_flows=keeps_flows).response(f)
     assert f.response is not None
     assert (f.response.raw_content is not None) == kept
 
 
-def test_writer_keeps_a_buffered_upstream_body_without_a_view() -> None:
+@pytest.mark.parametrize("keeps_flows", [True, False])
+def test_writer_drops_the_sent_request_bodies_only_without_a_view(keeps_flows: bool) -> None:
     f = flow()
-    assert f.response is not None
-    before = f.response.raw_content
-    writer = AnswerWriter({})
-    writer.keep_streamed_bodies = False
-    writer.response(f)
-    assert before is not None and f.response.raw_content == before
+    f.request.content = b'{"model":"gpt-5.4","input":[]}'
+    f.metadata[META]["original_request"] = {"method": "POST", "path": "/v1/chat/completions", "body": "{}"}
+    writer_for(f, keeps_flows=keeps_flows).response(f)
+    kept = (f.request.raw_content is not None, "body" in f.metadata[META]["original_request"])
+    assert kept == (keeps_flows, keeps_flows)
 
 
-@pytest.mark.parametrize("keep", [True, False])
-def test_writer_remembers_the_replaced_upstream_body_only_for_a_view(keep: bool) -> None:
+def test_writer_keeps_a_buffered_answer_without_a_view() -> None:
+    """mitmproxy sends a buffered response after the hooks: the client's answer must stay."""
     f = flow()
-    writer = AnswerWriter({f.id: ANSWER})
-    writer.keep_streamed_bodies = keep
-    writer.response(f)
-    assert upstream_body(f) == (b"raw upstream body" if keep else None)
+    writer_for(f, keeps_flows=False, answer=ANSWER).response(f)
+    assert f.response is not None and f.response.raw_content == ANSWER.body
+
+
+@pytest.mark.parametrize("keeps_flows", [True, False])
+def test_writer_remembers_the_replaced_upstream_body_only_for_a_view(keeps_flows: bool) -> None:
+    f = flow()
+    writer_for(f, keeps_flows=keeps_flows, answer=ANSWER).response(f)
+    assert upstream_body(f) == (b"raw upstream body" if keeps_flows else None)

@@ -135,7 +135,7 @@ class CodexGateway:
             ctx.master.addons.remove(old)
         ctx.master.addons.add(self.writer)
         self.writer.registered = True
-        self.writer.keep_streamed_bodies = ctx.master.addons.get("view") is not None  # mitmweb shows flows later
+        self.writer.keeps_flows = ctx.master.addons.get("view") is not None  # mitmweb shows flows later
         if self._switch_listener is not None and ctx.options.mode == ["regular"]:
             logger.info(f"codex-gateway: no --mode given, switching the listener to {DEFAULT_LISTEN}")
             # Lazy: an eager reverse proxy would connect to the nominal target for every client connection,

@@ -5,8 +5,8 @@ script's. `AnswerWriter` is appended to the end of the addon chain, so a saved f
 (what server replay needs) while the client receives the translation.
 
 Without a flow view (mitmdump) nothing reads a finished flow again once the chain has run, yet mitmproxy's
-flows sit in reference cycles until the cycle collector runs: the writer drops a streamed answer's raw upstream
-body then, so a burst of long answers doesn't pile up in memory.
+flows sit in reference cycles until the cycle collector runs: the writer drops their bulky bodies then, so
+agent sessions with 100 KB prompts or long answers don't pile up in memory.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .flowinfo import META
 from .flowinfo import remember_upstream_body
 from .headers import client_response_headers
 
-__all__ = ["AnswerWriter", "answer_headers", "json_response", "write_answer"]
+__all__ = ["AnswerWriter", "answer_headers", "json_response", "shed_bodies", "write_answer"]
 
 
 def json_response(status: int, payload: Any, origin: str | None) -> http.Response:
@@ -60,18 +60,28 @@ class AnswerWriter:
     def __init__(self, pending: dict[str, ClientAnswer]) -> None:
         self.pending = pending
         self.registered = False
-        # False when no view keeps flows for display (set in `running`): then a finished flow's upstream body is
-        # of no further use once every addon has seen it.
-        self.keep_streamed_bodies = True
+        self.keeps_flows = True  # a view keeps flows for display (mitmweb); set in `running`
 
     def response(self, flow: http.HTTPFlow) -> None:
         answer = self.pending.pop(flow.id, None)
-        response = flow.response
-        if response is None:
+        if flow.response is None:
             return
         if answer is not None:
-            if self.keep_streamed_bodies:
+            if self.keeps_flows:
                 remember_upstream_body(flow)  # the views still show what upstream sent
             write_answer(flow, answer)
-        elif not self.keep_streamed_bodies and callable(response.stream) and META in flow.metadata:
-            response.raw_content = None  # every addon, Save (-w) included, has seen it
+        if not self.keeps_flows and META in flow.metadata:
+            shed_bodies(flow)
+
+
+def shed_bodies(flow: http.HTTPFlow) -> None:
+    """Drops what nothing reads again once every addon (Save included) has seen the finished flow and no view
+    keeps it: the upstream request as sent, the client's original body in the metadata and a streamed answer's
+    raw upstream body. A buffered answer stays: mitmproxy sends it after this hook."""
+    flow.request.raw_content = None
+    original = flow.metadata[META].get("original_request")
+    if isinstance(original, dict):
+        original.pop("body", None)
+    response = flow.response
+    if response is not None and callable(response.stream):
+        response.raw_content = None
