@@ -316,8 +316,8 @@ class ChatStream:
         self._terminal = True
         out.append(self._chunk({}, finish_reason=reason))
         if self.include_usage:
-            usage_chunk = self._base()
-            usage_chunk["choices"] = []
+            usage_chunk = self._chunk({})
+            usage_chunk["choices"] = []  # the usage chunk has no choice at all
             # Clients read usage.total_tokens unconditionally: a missing upstream usage reports zeros, not null.
             usage_chunk["usage"] = self.usage or chat_usage({})
             out.append(usage_chunk)
@@ -326,16 +326,6 @@ class ChatStream:
         self.error = error
         self._terminal = True
         out.append({"error": error})
-
-    def _base(self) -> Chunk:
-        chunk: Chunk = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": None,
-        }
-        return chunk
 
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> Chunk:
         chunk: Chunk = {
