@@ -159,3 +159,21 @@ def test_flow_table_shows_the_summary_and_the_failure_mark(
         f"http://127.0.0.1:{backend.port}/backend-api/codex/responses",
         f"\u26a0http://127.0.0.1:{backend.port}/backend-api/codex/responses",
     ]
+
+
+def test_mitmweb_keeps_the_bodies_that_mitmdump_sheds(mitmweb: tuple[GatewayProcess, str, str]) -> None:
+    """mitmweb shows finished flows, so the gateway keeps their bodies there (mitmdump drops them, see AnswerWriter):
+    the upstream request, a streamed answer's raw Codex SSE, and a buffered answer's upstream stream in memory."""
+    gw, web, password = mitmweb
+    auth = {"Authorization": f"Bearer {password}"}
+    for stream in (True, False):
+        chat = {"model": "gpt-5.4", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(gw.base_url + "/v1/chat/completions", json=chat, timeout=20).status_code == 200
+    streamed, buffered = httpx.get(web + "/flows", headers=auth).json()
+    for flow in (streamed, buffered):
+        sent = httpx.get(f"{web}/flows/{flow['id']}/request/content.data", headers=auth).content
+        assert b'"input":[' in sent and b'"store":false' in sent
+    raw = httpx.get(f"{web}/flows/{streamed['id']}/response/content.data", headers=auth).content
+    assert raw.startswith(b"event: response.created\n")
+    view = httpx.get(f"{web}/flows/{buffered['id']}/response/content/Codex%20SSE.json", headers=auth).json()
+    assert view["text"].splitlines()[1].startswith("response.created")
