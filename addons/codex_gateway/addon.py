@@ -221,8 +221,7 @@ class CodexGateway:
             if self.access is not None:
                 self.access.release(flow.id)
             meta["finished_at"] = time.time()
-            redact_request(flow.request.headers)
-            annotate(flow)
+            annotate(flow)  # which also redacts the request's credentials
 
     def error(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get(META)
