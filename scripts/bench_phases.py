@@ -1,9 +1,9 @@
 """What scripts/bench.py measures: the requests, the five phases, and the run that starts and stops the processes.
 
-Modes are interleaved round by round (direct, pass-through, gateway, direct, ...) so that drift on a shared
-machine hits them all alike. Phase 1 also measures the buffered pass-through (a reference, see bench_report.MODES)
-in the same rounds; phases 2-4 only the core modes. Each figure keeps every sample; scripts/bench_rows.py turns
-them into the table.
+Modes are interleaved (direct, pass-through, gateway, direct, ...: small requests one by one, streams round by
+round) so that drift on a shared machine hits them all alike. Phase 1 also measures the buffered pass-through (a
+reference, see bench_report.MODES) the same way; phases 2-4 only the core modes. Each figure keeps every sample;
+scripts/bench_rows.py turns them into the table.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ class BenchError(RuntimeError):
 @dataclass
 class Params:
     latency_samples: int = 300
-    latency_rounds: int = 5
     rps_requests: int = 400
     rps_rounds: int = 5
     concurrency: int = 8
@@ -71,7 +70,6 @@ class Params:
     def quick(cls) -> Params:
         return cls(
             latency_samples=10,
-            latency_rounds=2,
             rps_requests=40,
             rps_rounds=1,
             ttft_samples=3,
@@ -182,6 +180,7 @@ async def stream_request(client: httpx.AsyncClient, target: Target, deltas: int,
 @dataclass
 class Results:
     latency: dict[str, Dist]
+    latency_back_to_back: dict[str, Dist]
     rps: dict[str, Dist]
     ttft: dict[str, Dist]
     ttft_added: dict[str, Dist]
@@ -205,11 +204,19 @@ Log = Callable[[str], None]
 async def phase_latency(
     targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results
 ) -> None:
-    per_round = max(1, p.latency_samples // p.latency_rounds)
-    for _ in range(p.latency_rounds):
-        for mode in MODES:
-            for _ in range(per_round):
-                r.latency[mode].values.append(await small_request(clients[mode], targets[mode]))
+    """Each mode's small requests two ways. The goal's figure: one request per mode in turn, the order rotating,
+    so that drift on a shared 2-core VM (its speed changes within seconds) hits all modes alike; each request then
+    meets a process that sat idle for a few ms, as sporadic agent traffic does. For reference: blocks of
+    back-to-back requests per mode (warm caches), five rounds."""
+    modes = list(MODES)
+    for i in range(p.latency_samples):
+        for mode in modes[i % len(modes) :] + modes[: i % len(modes)]:
+            r.latency[mode].values.append(await small_request(clients[mode], targets[mode]))
+    block = max(1, p.latency_samples // 5)
+    for _ in range(5):
+        for mode in modes:
+            for _ in range(block):
+                r.latency_back_to_back[mode].values.append(await small_request(clients[mode], targets[mode]))
 
 
 async def phase_rps(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:

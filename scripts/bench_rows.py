@@ -57,6 +57,19 @@ def latency_rows(r: Results) -> tuple[list[Row], Goal]:
             f"{fmt(ratio(added['gateway'], added['buffered']), 2)}x (÷ buffered)",
         ),
     ]
+    # Informational, no goal: the same requests in back-to-back blocks per mode (warm caches).
+    warm = r.latency_back_to_back
+    warm_added = {m: (warm[m].p50 - warm["direct"].p50) * 1000.0 for m in MODES}
+    warm90 = {m: (warm[m].p90 - warm["direct"].p90) * 1000.0 for m in MODES}
+    rows.append(
+        Row(
+            "1",
+            "added latency, back-to-back blocks per mode (reference, no goal; ms)",
+            str(warm["gateway"].n),
+            {m: f"{fmt(warm_added[m], 2)} / {fmt(warm90[m], 2)}" for m in PROXIES},
+            f"{fmt(ratio(warm_added['gateway'], warm_added['passthrough']), 2)}x",
+        )
+    )
     return rows, g
 
 

@@ -27,9 +27,10 @@ def fake_results() -> Results:
     r = Results.empty()
     for mode, ms in LATENCY_MS.items():
         r.latency[mode].values = [ms / 1000.0] * 4
+        r.latency_back_to_back[mode].values = [ms / 2000.0] * 4  # half: warm caches
         r.rps[mode].values = [100.0]
     for name in Results.__dataclass_fields__:
-        if name not in ("latency", "rps", "start_rss_mib"):
+        if name not in ("latency", "latency_back_to_back", "rps", "start_rss_mib"):
             for mode in CORE_MODES:
                 getattr(r, name)[mode].values = [1.0]
     for mode in ("passthrough", "buffered", "gateway"):
@@ -57,6 +58,7 @@ def test_buffered_cells_only_where_measured() -> None:
     assert measured == {
         "small non-streamed request, concurrency 1",
         "added latency, mode − direct",
+        "added latency, back-to-back blocks per mode",
         "req/s at concurrency 8",
         "RSS of the proxy process right after start-up, VmRSS",
     }
@@ -92,3 +94,10 @@ def test_buffered_proxy_is_the_pass_through_without_streaming(tmp_path: Path) ->
     assert "stream_large_bodies=1" not in buffered.args
     assert "connection_strategy=lazy" in buffered.args and "<confdir>" in without_streaming(buffered)
     assert without_streaming(streaming) == without_streaming(buffered)
+
+
+def test_back_to_back_latency_is_informational() -> None:
+    head, body = table_rows()
+    (row,) = [cells for label, cells in body.items() if label.startswith("added latency, back-to-back")]
+    assert row[head.index("gateway ÷ pass-through")] == "1.50x"  # 1.5 / 1.0 ms
+    assert row[head.index("goal")] == "—"
