@@ -21,11 +21,13 @@ from codex_gateway.chat_stream import completion_from_chunks
 from tests.conftest import FALLBACK_CREATED
 from tests.conftest import ChatSummary
 from tests.conftest import chat_result
+from tests.conftest import encode_upstream
 from tests.conftest import load_stream
 from tests.conftest import new_machine
 from tests.conftest import parse_chat_sse
 from tests.conftest import stream_names
 from tests.conftest import translate
+from tests.fakes import codex_events as ev
 
 
 def usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:
@@ -144,6 +146,35 @@ def test_split_in_two_at_every_byte_gives_the_same_bytes(name: str) -> None:
 def test_one_byte_at_a_time_gives_the_same_bytes(name: str) -> None:
     body = load_stream(name)
     assert translate([body[i : i + 1] for i in range(len(body))], include_usage=True) == whole(name, True)
+
+
+def event_reads(body: bytes) -> list[bytes]:
+    """The body one SSE event per read, as the backend writes it (the translator's text-delta lane)."""
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in body else b"\n\n"
+    return [block + sep for block in body.split(sep) if block]
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+@pytest.mark.parametrize("stop", [(), ("fake",), (" ",)])
+@pytest.mark.parametrize("name", NAMES)
+def test_one_event_per_read_writes_the_same_bytes_as_one_read(
+    name: str, stop: tuple[str, ...], include_usage: bool
+) -> None:
+    """Text deltas read one by one take the framed lane; a whole body takes the chunk dicts: same bytes."""
+    body = load_stream(name)
+    one_read = translate([body], include_usage=include_usage, stop=stop)
+    assert translate(event_reads(body), include_usage=include_usage, stop=stop) == one_read
+
+
+def test_a_model_name_holding_the_frame_probe_still_writes_the_same_bytes() -> None:
+    """The frame is cut around a probe text; where the probe occurs twice (here: in the model's name), there is no
+    frame to cut and the chunks are encoded whole."""
+    from codex_gateway.chat_sse import _PROBE
+
+    body = encode_upstream(ev.text(["Hello", " there"], model=f"odd-{_PROBE}-model"))
+    framed = translate(event_reads(body), include_usage=True)
+    assert framed == translate([body], include_usage=True)
+    assert f"odd-{_PROBE}-model".encode() in framed and b'"content":" there"' in framed
 
 
 # -- validity and content ------------------------------------------------------------------------------------

@@ -12,12 +12,15 @@ from typing import Any
 
 import orjson
 
+from .chat_stream import TEXT_DELTA
 from .chat_stream import ChatStream
 from .chat_stream import completion_from_chunks
 from .sse import DONE
 from .sse import SSEDecoder
 
 __all__ = ["ChatSSETranslator", "translate_body", "render_completion"]
+
+_PROBE = "\ue000codex-gateway\ue001"  # a text no chunk holds otherwise: where a content chunk's text goes
 
 
 class ChatSSETranslator:
@@ -33,6 +36,8 @@ class ChatSSETranslator:
         self.bad_events = 0
         self.done_sent = False
         self.first_token_at: float | None = None  # wall time of the first chunk after the role chunk
+        self._frame: tuple[bytes, bytes] | None = None  # the content chunk around its text, once cut
+        self._frame_cut = False
 
     def __call__(self, data: bytes) -> list[bytes]:
         if not data:
@@ -40,21 +45,52 @@ class ChatSSETranslator:
             if self.machine.error is None and not self.done_sent:
                 self.done_sent = True
                 out += DONE
-            return [out] if out else []
+            return self._written(out)
         if self.raw is not None:
             self.raw += data
         events = self.decoder.feed(data)
         if not events:
             return []
-        chunks = self._run(events)
-        if len(chunks) != 1:
-            out = self._encode(chunks)
-            return [out] if out else []
-        # The hot path, inlined: one delta per read becomes one chunk.
+        if len(events) == 1 and events[0].event == TEXT_DELTA and self.machine.in_text:
+            written = self._text_delta(events[0].data)
+            if written is not None:
+                return written
+        return self._written(self._encode(self._run(events)))
+
+    def _text_delta(self, data: str) -> list[bytes] | None:
+        """The hot path: a read holding one text delta. The state machine takes the event as `feed` would give it
+        to its text handler; the chunk is written into a frame cut from the machine's own content chunk, without
+        building the chunk. None: not a plain text delta after all, the general path takes the read."""
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        if type(event) is not dict or event.get("type") != TEXT_DELTA:
+            return None
+        text = self.machine.text_delta(event)
+        if not text:
+            return []
+        frame = self._frame if self._frame_cut else self._content_frame()
         self.chunks_out += 1
         if self.first_token_at is None and self.chunks_out > 1:
             self.first_token_at = time.time()
-        return [b"data: " + orjson.dumps(chunks[0]) + b"\n\n"]
+        if frame is None:  # no frame to cut (see `_content_frame`): encode the chunk itself
+            return [b"data: " + orjson.dumps(self.machine.content_chunk(text)) + b"\n\n"]
+        return [frame[0] + orjson.dumps(text) + frame[1]]
+
+    def _content_frame(self) -> tuple[bytes, bytes] | None:
+        """`(head, tail)` such that `head + orjson.dumps(text) + tail` is the SSE event of the machine's content chunk
+        for any `text`. Fixed once the answer has started (its id, time and model no longer change)."""
+        self._frame_cut = True
+        probe = orjson.dumps(_PROBE)
+        encoded = b"data: " + orjson.dumps(self.machine.content_chunk(_PROBE)) + b"\n\n"
+        if encoded.count(probe) == 1:  # else the probe also occurs elsewhere (in the model name?): no frame
+            head, tail = encoded.split(probe)
+            self._frame = (head, tail)
+        return self._frame
+
+    def _written(self, out: bytes) -> list[bytes]:
+        return [out] if out else []
 
     def take_raw_body(self) -> bytes:
         """The upstream bytes so far, handed over once: the buffer is dropped so the flow holds the only copy

@@ -17,9 +17,11 @@ from .errors import failure_status
 from .stop_sequences import StopMatcher
 from .tool_calls import ToolCallSerializer
 
-__all__ = ["ChatStream", "SKIPPED_EVENTS", "chat_usage", "completion_from_chunks"]
+__all__ = ["ChatStream", "SKIPPED_EVENTS", "TEXT_DELTA", "chat_usage", "completion_from_chunks"]
 
 Chunk = dict[str, Any]
+
+TEXT_DELTA = "response.output_text.delta"
 
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
@@ -93,13 +95,12 @@ class ChatStream:
 
     def feed(self, event: dict[str, Any]) -> list[Chunk]:
         kind = event.get("type")
-        if kind == "response.output_text.delta" and self._started and not self._terminal:
-            out: list[Chunk] = []  # hot path: a long answer is thousands of these
-            self._on_text_delta(event, out)
-            return out
+        if kind == TEXT_DELTA and self._started and not self._terminal:
+            text = self.text_delta(event)  # hot path: a long answer is thousands of these
+            return [self._chunk({"content": text})] if text else []
         if self._terminal:
             return []
-        out = []
+        out: list[Chunk] = []
         if kind in ("response.created", "response.in_progress"):
             self._adopt_response(event.get("response"))
         elif kind not in _HANDLERS:
@@ -158,7 +159,14 @@ class ChatStream:
         elif kind not in ("message", "reasoning"):
             self.ignored_items.append(str(kind))
 
-    def _on_text_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
+    @property
+    def in_text(self) -> bool:
+        """Whether a text delta may go straight to `text_delta`: the answer has started and is not over."""
+        return self._started and not self._terminal
+
+    def text_delta(self, event: dict[str, Any]) -> str:
+        """A `response.output_text.delta` event, fed while `in_text`: the content the client gets for it now ("" for
+        none). `feed` wraps it in a chunk; a streaming encoder may write it as `content_chunk(text)` directly."""
         key = (event.get("output_index"), event.get("item_id"))
         if key != self._last_text_key:  # hot path: a long answer is thousands of deltas of one item
             self._last_text_key = key
@@ -172,10 +180,16 @@ class ChatStream:
         if not isinstance(delta, str):
             delta = ""
         self._fed_current.append(delta)
-        if self._stop.enabled:
-            delta = self._stop.feed(delta)
-        if delta:
-            out.append(self._chunk({"content": delta}))
+        return self._stop.feed(delta) if self._stop.enabled else delta
+
+    def content_chunk(self, text: str) -> Chunk:
+        """The chunk that carries `text` as content, exactly as `feed` builds it."""
+        return self._chunk({"content": text})
+
+    def _on_text_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        text = self.text_delta(event)
+        if text:
+            out.append(self._chunk({"content": text}))
 
     def _on_refusal_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
         self._text_items.update(_delta_keys(event))
@@ -363,7 +377,7 @@ def _str(value: Any) -> str:
 
 _HANDLERS = {
     "response.output_item.added": ChatStream._on_item_added,
-    "response.output_text.delta": ChatStream._on_text_delta,
+    TEXT_DELTA: ChatStream._on_text_delta,
     "response.refusal.delta": ChatStream._on_refusal_delta,
     "response.reasoning_summary_text.delta": ChatStream._on_reasoning_delta,
     "response.reasoning_text.delta": ChatStream._on_reasoning_delta,
