@@ -15,7 +15,7 @@ Four ways to the same fake Codex backend (scripts/bench_backend.py, a subprocess
 
 Figures (p50 / p90 and sample counts): 1) small non-streamed request latency at concurrency 1 and req/s at
 concurrency 8 (keep-alive httpx clients); 2) time to first content byte when upstream sends a delta every
-50-100 ms; 3) one long stream (one event per upstream write): events/s and proxy CPU per 1,000 events, 7 runs;
+50-100 ms; 3) one long stream (one event per upstream write): events/s and proxy CPU per 1,000 events, 15 runs;
 4) a burst of concurrent streams: time to first content byte, wall time, peak RSS (VmHWM); 5) start-up until the
 first answer. Modes are interleaved (small requests one by one) so drift hits them all alike. Goals are ratios
 against the streaming pass-through in the same run; "added" means mode − direct. One informational ratio, no goal: the
