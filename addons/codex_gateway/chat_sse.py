@@ -100,8 +100,8 @@ class ChatSSETranslator:
 
     def _run(self, events: list[Any]) -> list[dict[str, Any]]:
         chunks: list[dict[str, Any]] = []
-        feed = self.machine.feed
         machine = self.machine
+        feed = machine.feed
         for ev in events:
             if ev.event in machine.skipped_events:
                 continue  # nothing for the client; not worth parsing (the finished item repeats the text)
