@@ -8,12 +8,13 @@ import pytest
 from codex_gateway.auth import Credentials
 from codex_gateway.headers import REDACTED
 from codex_gateway.headers import client_response_headers
-from codex_gateway.headers import codex_headers
+from codex_gateway.headers import codex_fields
 from codex_gateway.headers import header_map
 from codex_gateway.headers import redact_request
 from codex_gateway.headers import upstream_fields
 from codex_gateway.headers import upstream_headers
 from codex_gateway.headers import upstream_target
+from codex_gateway.quota import decode_fields
 from codex_gateway.settings import Settings
 from codex_gateway.settings import parse_settings
 from mitmproxy import http
@@ -116,10 +117,10 @@ def test_headers_without_secrets_are_left_alone() -> None:
     assert headers.fields == fields
 
 
-# -- codex_headers ----------------------------------------------------------------------------------------------
+# -- codex_fields -----------------------------------------------------------------------------------------------
 
 
-def test_codex_headers_are_read_case_insensitively() -> None:
+def test_codex_fields_are_read_case_insensitively() -> None:
     headers = http.Headers(
         [
             (b"X-Codex-Primary-Used-Percent", b"12.5"),
@@ -129,11 +130,12 @@ def test_codex_headers_are_read_case_insensitively() -> None:
             (b"x-request-id", b"r"),
         ]
     )
-    assert codex_headers(headers) == {"x-codex-primary-used-percent": "12.5", "x-codex-plan-type": "plus"}
+    got = decode_fields(codex_fields(headers))
+    assert got == {"x-codex-primary-used-percent": "12.5", "x-codex-plan-type": "plus"}
 
 
-def test_no_codex_headers() -> None:
-    assert codex_headers(http.Headers(content_type="application/json")) == {}
+def test_no_codex_fields() -> None:
+    assert codex_fields(http.Headers(content_type="application/json")) == ()
 
 
 # -- upstream_headers -------------------------------------------------------------------------------------------
@@ -222,12 +224,11 @@ def test_header_map_answers_what_headers_get_answers() -> None:
     "upstream", ["https://chatgpt.com/backend-api/codex/", "http://127.0.0.1:9100/c", "https://h:443"]
 )
 @pytest.mark.parametrize("creds", [CREDS, None])
-def test_upstream_fields_are_the_upstream_headers_encoded_plus_the_content_length(
-    upstream: str, creds: Credentials | None
-) -> None:
-    s = settings(upstream)
-    expected = [(k.encode(), v.encode()) for k, v in upstream_headers(s, creds, SESSION)] + [(b"content-length", b"42")]
-    assert upstream_fields(upstream_target(s), creds, SESSION, 42) == tuple(expected)
+def test_upstream_fields_with_a_length_end_in_the_content_length(upstream: str, creds: Credentials | None) -> None:
+    target = upstream_target(settings(upstream))
+    without = upstream_fields(target, creds, SESSION)
+    assert upstream_fields(target, creds, SESSION, 42) == (*without, (b"content-length", b"42"))
+    assert all(name.lower() != b"content-length" for name, _ in without)
 
 
 def test_upstream_target_is_what_mitmproxy_s_setters_write() -> None:

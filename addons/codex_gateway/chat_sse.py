@@ -16,6 +16,7 @@ from .chat_stream import TEXT_DELTA
 from .chat_stream import ChatStream
 from .chat_stream import completion_from_chunks
 from .sse import DONE
+from .sse import RawBodyKeeper
 from .sse import SSEDecoder
 
 __all__ = ["ChatSSETranslator", "translate_body", "render_completion"]
@@ -23,15 +24,13 @@ __all__ = ["ChatSSETranslator", "translate_body", "render_completion"]
 _PROBE = "\ue000codex-gateway\ue001"  # a text no chunk holds otherwise: where a content chunk's text goes
 
 
-class ChatSSETranslator:
+class ChatSSETranslator(RawBodyKeeper):
     """Stream callable: upstream Codex SSE → chat.completion.chunk SSE, one output write per upstream read."""
 
     def __init__(self, machine: ChatStream, *, keep_raw: bool = True) -> None:
         self.machine = machine
         self.decoder = SSEDecoder()
-        # One growing buffer, not a list of reads: thousands of small bytes objects would fragment the heap and
-        # keep the process's memory up long after the stream is gone.
-        self.raw: bytearray | None = bytearray() if keep_raw else None
+        self.raw = bytearray() if keep_raw else None
         self.chunks_out = 0
         self.bad_events = 0
         self.done_sent = False
@@ -91,12 +90,6 @@ class ChatSSETranslator:
 
     def _written(self, out: bytes) -> list[bytes]:
         return [out] if out else []
-
-    def take_raw_body(self) -> bytes:
-        """The upstream bytes so far, handed over once: the buffer is dropped so the flow holds the only copy
-        (a finished flow lingers until the cycle collector runs; a second copy of a long answer would too)."""
-        raw, self.raw = self.raw, None
-        return bytes(raw) if raw is not None else b""
 
     def _run(self, events: list[Any]) -> list[dict[str, Any]]:
         chunks: list[dict[str, Any]] = []

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 from mitmproxy import http
 from mitmproxy.net.http import url
 
-from .quota import decode_fields
-
 if TYPE_CHECKING:
     from .auth import Credentials
     from .settings import Settings
@@ -18,7 +16,6 @@ if TYPE_CHECKING:
 __all__ = [
     "client_response_headers",
     "codex_fields",
-    "codex_headers",
     "header_map",
     "redact_request",
     "upstream_headers",
@@ -69,11 +66,6 @@ def header_map(headers: http.Headers) -> dict[str, str]:
     return out
 
 
-def codex_headers(headers: http.Headers) -> dict[str, str]:
-    """The `x-codex-*` headers of an upstream answer (quota snapshots), read straight from the raw fields."""
-    return decode_fields(codex_fields(headers))
-
-
 def codex_fields(headers: http.Headers) -> tuple[tuple[bytes, bytes], ...]:
     """The raw `x-codex-*` fields of an upstream answer: cheap to compare with the previous answer's."""
     return tuple([field for field in headers.fields if field[0][:8].lower() == b"x-codex-"])  # list: no generator
@@ -82,19 +74,9 @@ def codex_fields(headers: http.Headers) -> tuple[tuple[bytes, bytes], ...]:
 def upstream_headers(
     settings: Settings, creds: Credentials | None, session_headers: Iterable[tuple[str, str]]
 ) -> list[tuple[str, str]]:
-    """The whole header set of an upstream request: nothing of the client's is forwarded except the Codex
-    session headers the endpoint chose (`session_id`, and for Responses clients their turn headers)."""
-    headers = [("Host", settings.upstream.netloc)]
-    if creds is not None:  # absent only while replaying offline
-        headers += [("Authorization", f"Bearer {creds.access_token}"), ("ChatGPT-Account-ID", creds.account_id)]
-    headers += [("originator", settings.originator), ("User-Agent", settings.user_agent)]
-    headers += [(k, v) for k, v in session_headers]
-    headers += [
-        ("Accept", "text/event-stream"),
-        ("Content-Type", "application/json"),
-        ("Accept-Encoding", "identity"),
-    ]
-    return headers
+    """The whole header set of an upstream request, as text (for requests sent with httpx): see `upstream_fields`."""
+    fields = upstream_fields(upstream_target(settings), creds, session_headers)
+    return [(name.decode(), value.decode()) for name, value in fields]
 
 
 @dataclass(frozen=True)
@@ -147,16 +129,19 @@ def upstream_fields(
     target: UpstreamTarget,
     creds: Credentials | None,
     session_headers: Iterable[tuple[str, str]],
-    content_length: int,
+    content_length: int | None = None,
 ) -> tuple[tuple[bytes, bytes], ...]:
-    """`upstream_headers` as raw header fields plus the body's `content-length` (what mitmproxy's `content`
-    setter would append), with the parts that never change encoded once per settings."""
+    """The whole header set of an upstream request, as raw fields: nothing of the client's is forwarded except the
+    Codex session headers the endpoint chose (`session_id`, and for Responses clients their turn headers). With a
+    `content_length`, the field mitmproxy's `content` setter would append comes last. The parts that never change
+    are encoded once per settings."""
     fields = [target.host_field]
-    if creds is not None:
+    if creds is not None:  # absent only while replaying offline
         fields.append((b"Authorization", f"Bearer {creds.access_token}".encode()))
         fields.append((b"ChatGPT-Account-ID", creds.account_id.encode()))
     fields += target.agent_fields
     fields += [(k.encode(), v.encode()) for k, v in session_headers]
     fields += _ACCEPT_FIELDS
-    fields.append((b"content-length", str(content_length).encode()))
+    if content_length is not None:
+        fields.append((b"content-length", str(content_length).encode()))
     return tuple(fields)

@@ -41,6 +41,7 @@ from .client_answer import ClientAnswer
 from .errors import GatewayError
 from .errors import failure_status
 from .errors import upstream_error
+from .sse import RawBodyKeeper
 from .sse import SSEDecoder
 from .sse import SSEEvent
 
@@ -59,7 +60,7 @@ _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content
 _TERMINAL_STATUS = {"response.completed": "completed", "response.incomplete": "incomplete", "response.failed": "failed"}
 
 
-class ResponsesSSEPassThrough:
+class ResponsesSSEPassThrough(RawBodyKeeper):
     """Stream callable (mitmproxy `response.stream`): called per network read, finally with b"".
 
     Returns at most one bytes object per call and never b"" (an empty write would end a chunked HTTP/1 body).
@@ -69,7 +70,7 @@ class ResponsesSSEPassThrough:
         self, *, keep_raw: bool = True, model: str | None = None, clock: Callable[[], float] = time.time
     ) -> None:
         self.decoder = SSEDecoder()
-        self.raw: bytearray | None = bytearray() if keep_raw else None  # one buffer: see ChatSSETranslator
+        self.raw = bytearray() if keep_raw else None
         self.clock = clock
         self.response_id: str | None = None
         self.model = model
@@ -101,12 +102,6 @@ class ResponsesSSEPassThrough:
         else:
             out = self._run(self.decoder.close()) + self._end()
         return [out] if out else []
-
-    def take_raw_body(self) -> bytes:
-        """The upstream bytes so far, handed over once: the buffer is dropped so the flow holds the only copy
-        (a finished flow lingers until the cycle collector runs; a second copy of a long answer would too)."""
-        raw, self.raw = self.raw, None
-        return bytes(raw) if raw is not None else b""
 
     # -- outcome ----------------------------------------------------------------------------------------------
 

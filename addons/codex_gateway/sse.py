@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import orjson
 
-__all__ = ["SSEEvent", "SSEDecoder", "encode_data", "DONE"]
+__all__ = ["SSEEvent", "SSEDecoder", "RawBodyKeeper", "encode_data", "DONE"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -130,6 +130,19 @@ def _whole_blocks(buf: bytes) -> list[SSEEvent] | None:
         out.append(_new_event(SSEEvent, (event, buf[pos + 6 : nl].decode("utf-8", "replace"))))
         pos = nl + 2
     return out
+
+
+class RawBodyKeeper:
+    """For stream callables: the upstream bytes as read, kept for the saved flow in one growing buffer (not a list
+    of reads: thousands of small bytes objects would fragment the heap long after the stream is gone)."""
+
+    raw: bytearray | None
+
+    def take_raw_body(self) -> bytes:
+        """The upstream bytes so far, handed over once: the buffer is dropped so the flow holds the only copy
+        (a finished flow lingers until the cycle collector runs; a second copy of a long answer would too)."""
+        raw, self.raw = self.raw, None
+        return bytes(raw) if raw is not None else b""
 
 
 def encode_data(obj: Any) -> bytes:
