@@ -22,18 +22,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
 
 import orjson  # noqa: E402
-from codex_gateway.accounts import AccountPool  # noqa: E402
-from codex_gateway.accounts import format_status  # noqa: E402
-from codex_gateway.accounts import save_login  # noqa: E402
-from codex_gateway.auth import default_codex_home  # noqa: E402
-from codex_gateway.auth import default_gateway_home  # noqa: E402
-from codex_gateway.auth import short_id  # noqa: E402
-from codex_gateway.oauth import DEFAULT_ISSUER  # noqa: E402
-from codex_gateway.oauth import DEFAULT_PORT  # noqa: E402
-from codex_gateway.oauth import OAuthError  # noqa: E402
-from codex_gateway.oauth import TokenResponse  # noqa: E402
-from codex_gateway.oauth import browser_login  # noqa: E402
-from codex_gateway.oauth import device_login  # noqa: E402
+from codex_gateway.accounts.auth_file import default_codex_home  # noqa: E402
+from codex_gateway.accounts.auth_file import default_gateway_home  # noqa: E402
+from codex_gateway.accounts.auth_file import short_id  # noqa: E402
+from codex_gateway.accounts.oauth import DEFAULT_ISSUER  # noqa: E402
+from codex_gateway.accounts.oauth import DEFAULT_PORT  # noqa: E402
+from codex_gateway.accounts.oauth import OAuthError  # noqa: E402
+from codex_gateway.accounts.oauth import TokenResponse  # noqa: E402
+from codex_gateway.accounts.oauth import browser_login  # noqa: E402
+from codex_gateway.accounts.oauth import device_login  # noqa: E402
+from codex_gateway.accounts.pool import AccountPool  # noqa: E402
+from codex_gateway.accounts.pool import format_status  # noqa: E402
+from codex_gateway.accounts.pool import save_login  # noqa: E402
 
 POLL_ENV = "CODEX_GATEWAY_DEVICE_POLL_INTERVAL"
 

@@ -43,8 +43,8 @@ from bench_procs import stop_proc  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "addons"))
 
-from codex_gateway.chat_sse import ChatSSETranslator  # noqa: E402
-from codex_gateway.chat_stream import ChatStream  # noqa: E402
+from codex_gateway.chat.stream import ChatStream  # noqa: E402
+from codex_gateway.chat.translator import ChatSSETranslator  # noqa: E402
 
 from tests.gateway_process import write_codex_home  # noqa: E402
 

@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
 
 import httpx  # noqa: E402
 import orjson  # noqa: E402
-from codex_gateway.chat_shape import ChatShape  # noqa: E402
-from codex_gateway.chat_shape import shape_of_answer  # noqa: E402
-from codex_gateway.client_answer import buffered_answer  # noqa: E402
-from codex_gateway.flowinfo import META  # noqa: E402
-from codex_gateway.headers import REDACTED  # noqa: E402
+from codex_gateway.chat.answer import buffered_answer  # noqa: E402
+from codex_gateway.chat.shape import ChatShape  # noqa: E402
+from codex_gateway.chat.shape import shape_of_answer  # noqa: E402
+from codex_gateway.http.headers import REDACTED  # noqa: E402
+from codex_gateway.inspect.summary import META  # noqa: E402
 from mitmproxy import http  # noqa: E402
 from mitmproxy import io  # noqa: E402
 

@@ -20,8 +20,8 @@ ADDONS = ROOT / "addons"
 if str(ADDONS) not in sys.path:
     sys.path.insert(0, str(ADDONS))
 
-from codex_gateway.chat_sse import ChatSSETranslator  # noqa: E402
-from codex_gateway.chat_stream import ChatStream  # noqa: E402
+from codex_gateway.chat.stream import ChatStream  # noqa: E402
+from codex_gateway.chat.translator import ChatSSETranslator  # noqa: E402
 
 STREAMS = Path(__file__).resolve().parent / "fixtures" / "streams"
 

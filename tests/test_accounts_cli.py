@@ -15,8 +15,8 @@ from typing import IO
 import httpx
 import orjson
 import pytest
-from codex_gateway.auth import format_iso
-from codex_gateway.token_store import atomic_write_json
+from codex_gateway.accounts.auth_file import format_iso
+from codex_gateway.accounts.token_store import atomic_write_json
 
 from tests.fakes.fake_issuer import FakeIssuer
 from tests.fakes.fake_issuer import IssuedTokens

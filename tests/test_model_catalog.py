@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from codex_gateway.auth import format_iso
+from codex_gateway.accounts.auth_file import format_iso
 from codex_gateway.errors import GatewayError
 from codex_gateway.model_catalog import BUILTIN_INFOS
 from codex_gateway.model_catalog import CACHE_NAME

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from codex_gateway.chat_request import translate_chat_request
+from codex_gateway.chat.request import translate_chat_request
 from codex_gateway.errors import GatewayError
 from hypothesis import HealthCheck
 from hypothesis import given

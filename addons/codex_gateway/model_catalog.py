@@ -39,8 +39,8 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from .auth import format_iso
-from .auth import parse_iso
+from .accounts.auth_file import format_iso
+from .accounts.auth_file import parse_iso
 from .errors import GatewayError
 from .models import catalog_from_cache
 from .models import model_object

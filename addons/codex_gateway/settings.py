@@ -15,7 +15,7 @@ from mitmproxy import optmanager
 from mitmproxy.utils import human
 
 from . import __version__
-from .auth import default_codex_home
+from .accounts.auth_file import default_codex_home
 
 __all__ = ["Settings", "register_options", "parse_settings", "deferred_option_problems", "DEFAULT_UPSTREAM"]
 

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from codex_gateway.contentviews import chat_answer
-from codex_gateway.flowinfo import FAILED_MARK
-from codex_gateway.flowinfo import META
-from codex_gateway.headers import REDACTED
+from codex_gateway.http.headers import REDACTED
+from codex_gateway.inspect.contentviews import chat_answer
+from codex_gateway.inspect.summary import FAILED_MARK
+from codex_gateway.inspect.summary import META
 from mitmproxy import http
 
 from tests.fakes import codex_events as ev

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from codex_gateway.chat_shape import shape_of_answer
+from codex_gateway.chat.shape import shape_of_answer
 from codex_gateway.sse import SSEDecoder
 from mitmproxy import io
 

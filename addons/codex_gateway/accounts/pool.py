@@ -1,0 +1,456 @@
+"""Several ChatGPT accounts behind one gateway: choosing one per request, cooldowns, and status.
+
+Accounts are files: `$CODEX_HOME/auth.json` (the Codex CLI's login, always included) and
+`gateway_home/accounts/<account_id>.json` (from `scripts/accounts.py login`), all in the same layout. The pool
+rescans when a directory or file changes, so logins and removals by the CLI script apply without a restart.
+The same account in two files is one account; the file refreshed most recently serves it (a fresh login wins
+over a stale copy), and the other takes over if the first one's refresh token dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..errors import GatewayError
+from .auth_file import AuthRecord
+from .auth_file import Credentials
+from .auth_file import format_iso
+from .auth_file import parse_auth_doc
+from .auth_file import short_id
+from .oauth import TokenResponse
+from .quota import DEFAULT_COOLDOWN_S
+from .quota import MAX_COOLDOWN_S
+from .quota import AccountState
+from .quota import RateLimitParser
+from .quota import StateFile
+from .quota import effective_used
+from .quota import exhausted_until
+from .quota import human_duration
+from .token_store import RELOGIN
+from .token_store import TokenStore
+from .token_store import atomic_write_json
+
+__all__ = ["AccountPool", "Lease", "save_login", "format_status"]
+
+logger = logging.getLogger(__name__)
+QUOTA_SAVE_INTERVAL_S = 30.0
+
+# A directory listing is reused only when the directory's mtime is this much older than the listing: file systems
+# stamp times coarsely (a kernel tick; 2 s on FAT), so a change in the same tick would not change the stamp.
+LISTING_SETTLE_NS = 2_000_000_000
+STICKY_MAX = 10_000  # session keys remembered (LRU); a forgotten one only costs a prompt-cache miss
+
+
+@dataclass(frozen=True)
+class Lease:
+    key: str  # the account id (stable across token rotations)
+    credentials: Credentials
+
+
+@dataclass
+class _Account:
+    key: str
+    stores: list[TokenStore]  # preference order; the first one without a dead refresh token serves
+    leased_at: float = 0.0
+    skipped: str | None = None  # why the last acquire passed over it
+
+    @property
+    def store(self) -> TokenStore:
+        for store in self.stores:  # a loop, not next() over a generator: this runs several times per request
+            if not store.login_required:
+                return store
+        return self.stores[0]
+
+    @property
+    def record(self) -> AuthRecord | None:
+        return self.store.load()
+
+
+@dataclass
+class _Scan:
+    stamp: tuple[Any, ...] = ()
+    accounts: dict[str, _Account] = field(default_factory=dict)
+    files: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # each existing file's stat, from `stamp`
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """The `*.json` names of the accounts directory, and when (wall clock, ns) they were read."""
+
+    dir_stamp: tuple[int, int, int]
+    read_at_ns: int
+    paths: list[Path]
+
+
+class AccountPool:
+    """The accounts the gateway may use, and the per-request choice among them.
+
+    Per request the addon calls `acquire(prompt_cache_key)` and sends `lease.credentials`; on the response
+    `record_headers(lease, headers)`; on an upstream 401 `after_unauthorized(lease)` and retries once with the
+    new lease; on a 429 `usage_limit_reached` `cool_down(lease, quota.resets_at_from_error(body))` and retries on
+    `acquire(key, exclude=frozenset({lease.key}))`. Every failure is a GatewayError ready for the client:
+    401 (no login, or log in again), 429 (all accounts cooling down; retry-after = earliest reset), 503
+    (transient refresh failure; retry-after). Nothing here blocks the event loop for more than a file write.
+    """
+
+    def __init__(
+        self,
+        codex_home: Path,
+        gateway_home: Path,
+        issuer: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.codex_file = codex_home / "auth.json"
+        self.accounts_dir = gateway_home / "accounts"
+        self.issuer = issuer
+        self.clock = clock
+        self.http = http
+        self.state = StateFile(gateway_home / "state.json")
+        self._stores: dict[Path, TokenStore] = {}  # kept across rescans: they own the locks and failure memory
+        self._scan = _Scan()
+        self._listing: _Listing | None = None
+        self._sticky: OrderedDict[str, str] = OrderedDict()
+        self._quota_saved_at = float("-inf")
+        self._quota_unsaved = False
+        self._quota_parser = RateLimitParser()
+
+    # -- the addon's API ---------------------------------------------------------------------------------------
+
+    async def acquire(self, session_key: str | None = None, exclude: frozenset[str] = frozenset()) -> Lease:
+        """An account for one request: sticky per session key, else the least used; never a cooling one."""
+        accounts = self._accounts()
+        if not accounts:
+            raise GatewayError(
+                401,
+                f"No ChatGPT login found (neither {self.codex_file} nor {self.accounts_dir}/*.json). {RELOGIN}",
+                code="no_login",
+            )
+        now = self.clock()
+        cooling: list[_Account] = []
+        ready: list[_Account] = []
+        for account in accounts.values():
+            if account.key not in exclude:
+                (cooling if self.state.get(account.key).cooling(now) else ready).append(account)
+        errors: list[GatewayError] = []
+        stamps = self._scan.files  # stat'ed by `_accounts` just now: no second stat of the file in `fresh`
+        for account in self._order(ready, session_key, now):
+            store = account.store
+            known, stamps = stamps.get(store.path), {}  # after an await, files may have changed: stat again
+            try:
+                creds = await store.fresh(known)
+            except GatewayError as exc:
+                # One account's dead or unreachable login must not fail requests another account can serve.
+                if account.skipped != exc.message:  # once per distinct reason, not once per request
+                    logger.warning("skipping account %s: %s", self._label(account), exc.message)
+                account.skipped = exc.message
+                errors.append(exc)
+                continue
+            account.skipped = None
+            account.leased_at = now
+            if session_key:
+                self._sticky[session_key] = account.key
+                self._sticky.move_to_end(session_key)
+                while len(self._sticky) > STICKY_MAX:
+                    self._sticky.popitem(last=False)
+            return Lease(account.key, creds)
+        if cooling:
+            raise self._all_cooling(cooling, now)
+        transient = [e for e in errors if e.status >= 500]
+        if transient or errors:
+            raise (transient or errors)[0]
+        raise GatewayError(
+            503,
+            "No other ChatGPT account is available to retry this request on.",
+            code="no_available_accounts",
+            headers={"retry-after": "1"},
+        )
+
+    async def after_unauthorized(self, lease: Lease) -> Lease:
+        """After an upstream 401 with this lease: refresh once and return new credentials, or raise a 401."""
+        account = self._accounts().get(lease.key)
+        if account is None:
+            raise GatewayError(
+                401, f"The ChatGPT login of {lease.credentials.label} was removed. {RELOGIN}", code="no_login"
+            )
+        creds = await account.store.after_unauthorized(lease.credentials.access_token)
+        return Lease(lease.key, creds)
+
+    def record_headers(self, lease: Lease, headers: Mapping[str, str]) -> None:
+        """Keeps the `x-codex-*` quota snapshot of a response; an exhausted window cools the account down."""
+        now = self.clock()
+        self._record_snapshot(lease, self._quota_parser.parse(lease.key, headers, now), now)
+
+    def record_fields(self, lease: Lease, fields: tuple[tuple[bytes, bytes], ...]) -> None:
+        """`record_headers` for the raw `x-codex-*` header fields of a response (decoded only when they changed)."""
+        now = self.clock()
+        self._record_snapshot(lease, self._quota_parser.parse_fields(lease.key, fields, now), now)
+
+    def _record_snapshot(self, lease: Lease, snapshot: dict[str, Any] | None, now: float) -> None:
+        if snapshot is None:
+            return
+        state = self.state.get(lease.key)
+        state.quota = snapshot
+        until = exhausted_until(snapshot, now)
+        if until is not None:
+            self._set_cooldown(lease, state, until, "usage limit reached (x-codex headers)")
+        # Every answer carries a snapshot; writing each one would put a locked file write on every request.
+        # Cooldowns are saved at once, plain snapshots at most every QUOTA_SAVE_INTERVAL_S (and by `flush`).
+        if until is not None or now - self._quota_saved_at >= QUOTA_SAVE_INTERVAL_S:
+            self._quota_saved_at = now
+            self.state.save(now)
+        else:
+            self._quota_unsaved = True
+
+    def flush(self) -> None:
+        """Writes quota snapshots not saved yet (on shutdown)."""
+        if self._quota_unsaved:
+            self._quota_unsaved = False
+            self.state.save(self.clock())
+
+    def cool_down(self, lease: Lease, resets_at: float | None) -> None:
+        """After a 429 `usage_limit_reached`: skip this account until `resets_at` (unix seconds)."""
+        now = self.clock()
+        until = resets_at if resets_at is not None and resets_at > now else now + DEFAULT_COOLDOWN_S
+        self._set_cooldown(lease, self.state.get(lease.key), until, "usage_limit_reached")
+        self.state.save(now)
+
+    def cooling_down_retry_after(self) -> int | None:
+        """Seconds until the first account is usable again, when every logged-in account is cooling down."""
+        accounts = [a for a in self._accounts().values() if a.record is not None and not a.store.login_required]
+        now = self.clock()
+        if not accounts or not all(self.state.get(a.key).cooling(now) for a in accounts):
+            return None
+        return max(1, math.ceil(min(self.state.get(a.key).cooldown_until for a in accounts) - now))
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per account for `status` and the console: never a token, only what identifies and explains."""
+        now = self.clock()
+        rows = []
+        for account in self._accounts().values():
+            record, store, state = account.record, account.store, self.state.get(account.key)
+            rows.append(
+                {
+                    "label": self._label(account),
+                    "email": record.email if record else None,
+                    "plan": (state.quota or {}).get("plan_type") or (record.plan if record else None),
+                    "account": short_id(account.key),
+                    "account_id": account.key,  # not a secret: the ChatGPT-Account-ID header value
+                    "source": "codex" if store.path == self.codex_file else "gateway",
+                    "file": str(store.path),
+                    "token_expires_at": record.expires_at if record else None,
+                    "last_refresh": record.last_refresh if record else None,
+                    "quota": state.quota,
+                    "cooldown_until": state.cooldown_until if state.cooling(now) else None,
+                    "cooldown_reason": state.cooldown_reason if state.cooling(now) else None,
+                    "login_required": store.login_required,
+                    "problem": store.problem or store.last_error,
+                }
+            )
+        return rows
+
+    def files(self) -> dict[str, list[Path]]:
+        """Every file holding each account (a Codex CLI login may also exist as a gateway file)."""
+        return {key: [s.path for s in account.stores] for key, account in self._accounts().items()}
+
+    # -- choosing ----------------------------------------------------------------------------------------------
+
+    def _order(self, ready: list[_Account], session_key: str | None, now: float) -> list[_Account]:
+        if len(ready) < 2:
+            return ready  # nothing to choose between (the usual single login): skip the quota arithmetic
+
+        def load(a: _Account) -> tuple[bool, float, float, float]:
+            quota = self.state.get(a.key).quota
+            # Dead logins last (tried only if nothing else works); then least used; equal quotas alternate
+            # (least recently leased) so load spreads out.
+            used = effective_used(quota, "primary", now), effective_used(quota, "secondary", now)
+            return a.store.login_required, *used, a.leased_at
+
+        ordered = sorted(ready, key=load)
+        sticky = self._sticky.get(session_key) if session_key else None
+        if sticky is not None:
+            ordered.sort(key=lambda a: a.key != sticky)  # stable: the rest keep their order as fallbacks
+        return ordered
+
+    def _set_cooldown(self, lease: Lease, state: AccountState, until: float, reason: str) -> None:
+        until = min(until, self.clock() + MAX_COOLDOWN_S)
+        if until > state.cooldown_until:
+            state.cooldown_until, state.cooldown_reason = until, reason
+            logger.warning("account %s cools down until %s: %s", lease.credentials.label, _utc(until), reason)
+
+    def _all_cooling(self, cooling: list[_Account], now: float) -> GatewayError:
+        until = min(self.state.get(a.key).cooldown_until for a in cooling)
+        retry = max(1, math.ceil(until - now))
+        n = len(cooling)
+        which = "The ChatGPT account has" if n == 1 else f"All {n} ChatGPT accounts have"
+        headers = {"retry-after": str(retry)}
+        if retry > 120:
+            headers["x-should-retry"] = "false"  # the OpenAI SDK would otherwise sleep through its retries
+        return GatewayError(
+            429,
+            f"{which} reached the usage limit. The first resets in {human_duration(retry)} (at {_utc(until)}).",
+            type="rate_limit_error",
+            code="usage_limit_reached",
+            headers=headers,
+        )
+
+    # -- scanning ---------------------------------------------------------------------------------------------
+
+    def _accounts(self) -> dict[str, _Account]:
+        self.state.reload_if_changed()
+        dir_stamp = _stat(self.accounts_dir)
+        paths = [self.codex_file, *self._account_files(dir_stamp)]
+        # Every known file is stat'ed on every call: an in-place edit (same name) changes no directory stamp.
+        file_stamps = [_stat(p) for p in paths]
+        stamp = (dir_stamp, *file_stamps)
+        if stamp == self._scan.stamp:
+            return self._scan.accounts
+        groups: dict[str, list[TokenStore]] = {}
+        for path in paths:
+            store = self._stores.get(path)
+            if store is None:
+                store = self._stores[path] = TokenStore(path, self.issuer, clock=self.clock, http=self.http)
+            record = store.load()
+            if record is None and store.problem is None:
+                continue  # missing file
+            key = record.account_id if record and record.account_id else f"file:{path}"
+            groups.setdefault(key, []).append(store)
+        accounts: dict[str, _Account] = {}
+        for key, stores in groups.items():
+            # Most recently refreshed first (ties: the Codex CLI's file), so a fresh login replaces a stale copy.
+            stores.sort(key=lambda s: (-(_last_refresh(s)), s.path != self.codex_file))
+            account = accounts[key] = _Account(key, stores)
+            if (old := self._scan.accounts.get(key)) is not None:
+                account.leased_at, account.skipped = old.leased_at, old.skipped
+        files = {p: st for p, st in zip(paths, file_stamps, strict=True) if st is not None}
+        self._scan = _Scan(stamp, accounts, files)
+        return accounts
+
+    def _account_files(self, dir_stamp: tuple[int, int, int] | None) -> list[Path]:
+        """`accounts/*.json`, sorted; listed again only when the directory may have changed since the last listing.
+
+        Creating, removing or renaming a file (logins are written atomically, by rename) changes the directory's
+        stamp. A change within the same timestamp tick as the listing could go unseen, so a listing is trusted
+        only once the directory's mtime is safely older than it (the "racy git" rule); until then, list again.
+        """
+        if dir_stamp is None:
+            return []  # no directory (or none we may read): nothing to list
+        listing = self._listing
+        if (
+            listing is not None
+            and listing.dir_stamp == dir_stamp
+            and dir_stamp[1] < listing.read_at_ns - LISTING_SETTLE_NS
+        ):
+            return listing.paths
+        read_at_ns = time.time_ns()  # before listing: a change after this moment gets a later mtime
+        paths = sorted(self.accounts_dir.glob("*.json"))
+        self._listing = _Listing(dir_stamp, read_at_ns, paths)
+        return paths
+
+    def _label(self, account: _Account) -> str:
+        record = account.record
+        if record is not None:
+            return record.label
+        return str(account.store.path) if account.key.startswith("file:") else short_id(account.key)
+
+
+def save_login(gateway_home: Path, tokens: TokenResponse, now: float | None = None) -> tuple[Path, AuthRecord]:
+    """Writes a new login as `accounts/<account_id>.json` (0600, Codex layout) and returns it parsed."""
+    doc: dict[str, Any] = {
+        "auth_mode": "chatgpt",
+        "OPENAI_API_KEY": None,
+        "tokens": {
+            "id_token": tokens.id_token,
+            "access_token": tokens.access_token,
+            "refresh_token": tokens.refresh_token,
+            "account_id": None,
+        },
+        "last_refresh": format_iso(time.time() if now is None else now),
+    }
+    record = parse_auth_doc(doc)
+    if not record.account_id:
+        raise ValueError("the issued tokens name no ChatGPT account (chatgpt_account_id claim)")
+    doc["tokens"]["account_id"] = record.account_id
+    path = gateway_home / "accounts" / f"{_safe_name(record.account_id)}.json"
+    atomic_write_json(path, doc)
+    return path, parse_auth_doc(doc)
+
+
+def format_status(rows: list[dict[str, Any]], now: float | None = None) -> str:
+    """A plain-text table of `AccountPool.status()` rows (for the CLI and the mitmproxy console)."""
+    now = time.time() if now is None else now
+    header = ("ACCOUNT", "PLAN", "ID", "SOURCE", "TOKEN EXPIRES", "LAST REFRESH", "QUOTA 5H/WEEK", "STATE")
+    lines = [header]
+    for r in rows:
+        quota = r.get("quota") or {}
+        used = "/".join(_pct(quota.get(w)) for w in ("primary", "secondary")) if quota else "-"
+        if r.get("login_required"):
+            state = "login required"
+        elif r.get("cooldown_until"):
+            state = f"cooling down until {_utc(r['cooldown_until'])}"
+        elif r.get("problem"):
+            state = f"problem: {r['problem']}"
+        else:
+            state = "ok"
+        expires = r.get("token_expires_at")
+        lines.append(
+            (
+                str(r.get("label") or "-"),
+                str(r.get("plan") or "-"),
+                str(r.get("account") or "-"),
+                str(r.get("source") or "-"),
+                _relative(expires, now) if expires else "-",
+                _relative(r["last_refresh"], now) if r.get("last_refresh") else "-",
+                used,
+                state,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)) + "  " + line[-1] for line in lines
+    )
+
+
+def _pct(entry: Any) -> str:
+    return f"{entry['used_percent']:g}%" if isinstance(entry, dict) and "used_percent" in entry else "?"
+
+
+def _relative(ts: float, now: float) -> str:
+    delta = ts - now
+    return f"{_utc(ts)} ({'in ' if delta >= 0 else ''}{human_duration(abs(delta))}{'' if delta >= 0 else ' ago'})"
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _safe_name(account_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", account_id)[:120] or "account"
+
+
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _last_refresh(store: TokenStore) -> float:
+    record = store.load()
+    return (record.last_refresh or 0.0) if record else 0.0

@@ -1,0 +1,55 @@
+"""A buffered upstream answer → the client's answer (pure: used for non-streaming clients, upstream errors and
+replayed responses, with the same state machine as the streaming path)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ..answer import ClientAnswer
+from ..errors import GatewayError
+from ..errors import failure_status
+from ..errors import upstream_error
+from .stream import ChatStream
+from .translator import render_completion
+from .translator import run_body
+from .translator import translate_body
+
+__all__ = ["machine_for", "buffered_answer"]
+
+
+def machine_for(meta: Mapping[str, Any], *, always_usage: bool = False) -> ChatStream:
+    """The state machine for a flow, configured from its (serializable) metadata."""
+    return ChatStream(
+        model=meta["model"],
+        include_usage=bool(meta["include_usage"]) or always_usage,
+        stop=tuple(meta["stop"]),
+    )
+
+
+def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
+    if not (200 <= status < 300):
+        return ClientAnswer.from_error(upstream_error(status, body, headers))
+    stream = bool(meta["stream"])
+    # A non-streamed answer always carries usage; it is folded from the same chunks a stream would get.
+    machine = machine_for(meta, always_usage=not stream)
+    if stream:  # exactly what the stream callable would have sent, in one piece
+        out = translate_body(machine, body)
+        answer = ClientAnswer(200, "text/event-stream", out, error=machine.error["message"] if machine.error else None)
+        return _with_outcome(answer, machine)
+    chunks = run_body(machine, body)
+    if machine.error is not None:
+        e = machine.error
+        status, etype = failure_status(e.get("code"), e.get("type"))
+        failure = GatewayError(status, e["message"], type=etype, param=e.get("param"), code=e.get("code"))
+        return _with_outcome(ClientAnswer.from_error(failure), machine)
+    return _with_outcome(ClientAnswer(200, "application/json", orjson.dumps(render_completion(chunks))), machine)
+
+
+def _with_outcome(answer: ClientAnswer, machine: ChatStream) -> ClientAnswer:
+    answer.finish_reason = machine.finish_reason
+    answer.usage = machine.usage
+    answer.tool_calls = list(machine.tool_call_names)
+    return answer

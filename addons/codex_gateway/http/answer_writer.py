@@ -1,0 +1,87 @@
+"""Putting a client's answer into its flow: locally made answers, and buffered translations written last.
+
+Why "last": mitmproxy's Save addon (`-w`) writes a flow in its own `response` hook, which runs after the
+script's. `AnswerWriter` is appended to the end of the addon chain, so a saved flow keeps the raw upstream body
+(what server replay needs) while the client receives the translation.
+
+Without a flow view (mitmdump) nothing reads a finished flow again once the chain has run, yet mitmproxy's
+flows sit in reference cycles until the cycle collector runs: the writer drops their bulky bodies then, so
+agent sessions with 100 KB prompts or long answers don't pile up in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from mitmproxy import http
+
+from ..answer import ClientAnswer
+from ..inspect.summary import META
+from ..inspect.summary import remember_upstream_body
+from .cors import cors_headers
+from .headers import client_response_headers
+
+__all__ = ["AnswerWriter", "answer_headers", "json_response", "shed_bodies", "write_answer"]
+
+
+def json_response(status: int, payload: Any, origin: str | None) -> http.Response:
+    headers = {"content-type": "application/json", **(cors_headers(origin) if origin else {})}
+    return http.Response.make(status, orjson.dumps(payload), headers)
+
+
+def answer_headers(answer: ClientAnswer, upstream: http.Headers | None, origin: str | None) -> http.Headers:
+    headers = client_response_headers(upstream, answer.content_type)
+    for name, value in answer.headers.items():
+        headers[name] = value
+    if origin:
+        headers.update(cors_headers(origin))
+    return headers
+
+
+def write_answer(flow: http.HTTPFlow, answer: ClientAnswer) -> None:
+    response = flow.response
+    assert response is not None
+    headers = answer_headers(answer, response.headers, flow.metadata.get(META, {}).get("cors_origin"))
+    # The answer's headers never carry content-encoding or transfer-encoding (allow-listed above), so the body
+    # goes in as it is with its length: what `response.content = ...` would do, without its header lookups.
+    headers.fields += ((b"content-length", str(len(answer.body)).encode()),)
+    response.headers = headers
+    response.status_code = answer.status
+    response.reason = ""
+    response.raw_content = answer.body
+
+
+class AnswerWriter:
+    """Runs last in mitmproxy's addon chain (added in `running`), after Save: see `CodexGateway._defer_answer`."""
+
+    name = "codex_gateway_answers"
+
+    def __init__(self, pending: dict[str, ClientAnswer]) -> None:
+        self.pending = pending
+        self.registered = False
+        self.keeps_flows = True  # a view keeps flows for display (mitmweb); set in `running`
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        answer = self.pending.pop(flow.id, None)
+        if flow.response is None:
+            return
+        if answer is not None:
+            if self.keeps_flows:
+                remember_upstream_body(flow)  # the views still show what upstream sent
+            write_answer(flow, answer)
+        if not self.keeps_flows and META in flow.metadata:
+            shed_bodies(flow)
+
+
+def shed_bodies(flow: http.HTTPFlow) -> None:
+    """Drops what nothing reads again once every addon (Save included) has seen the finished flow and no view
+    keeps it: the upstream request as sent, the client's original body in the metadata and a streamed answer's
+    raw upstream body. A buffered answer stays: mitmproxy sends it after this hook."""
+    flow.request.raw_content = None
+    original = flow.metadata[META].get("original_request")
+    if isinstance(original, dict):
+        original.pop("body", None)
+    response = flow.response
+    if response is not None and callable(response.stream):
+        response.raw_content = None

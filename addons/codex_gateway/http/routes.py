@@ -1,0 +1,86 @@
+"""Which endpoint a client request is for. Anything the gateway does not serve is an error, never forwarded."""
+
+from __future__ import annotations
+
+from enum import Enum
+from urllib.parse import unquote
+
+from ..errors import GatewayError
+
+__all__ = ["Route", "route_for", "model_id", "check_body"]
+
+
+class Route(Enum):
+    CHAT = "chat.completions"
+    RESPONSES = "responses"
+    COMPACT = "responses.compact"
+    MODELS = "models"
+    MODEL = "models.retrieve"
+    IMAGES_GENERATIONS = "images.generations"
+    IMAGES_EDITS = "images.edits"
+
+
+# path (without the optional /v1 prefix) → (route, allowed method)
+_ROUTES: dict[str, tuple[Route, str]] = {
+    "/chat/completions": (Route.CHAT, "POST"),
+    "/responses": (Route.RESPONSES, "POST"),
+    "/responses/compact": (Route.COMPACT, "POST"),
+    "/models": (Route.MODELS, "GET"),
+    "/images/generations": (Route.IMAGES_GENERATIONS, "POST"),
+    "/images/edits": (Route.IMAGES_EDITS, "POST"),
+}
+
+
+def _bare(path: str) -> str:
+    bare = path.split("?", 1)[0].rstrip("/") or "/"
+    return bare[3:] if bare.startswith("/v1/") else bare
+
+
+def model_id(path: str) -> str:
+    """The `{id}` of `/v1/models/{id}` (percent-decoded)."""
+    return unquote(_bare(path)[len("/models/") :])
+
+
+def route_for(method: str, path: str) -> Route:
+    bare = _bare(path)
+    entry = _ROUTES.get(bare)
+    if entry is None and bare.startswith("/models/") and "/" not in bare[len("/models/") :]:
+        entry = (Route.MODEL, "GET")
+    if entry is None:
+        raise GatewayError(
+            404,
+            f"Unknown path {path.split('?', 1)[0]!r}: this gateway serves /v1/chat/completions, /v1/responses, "
+            "/v1/models and /v1/images.",
+            code="unknown_url",
+        )
+    route, allowed = entry
+    if method.upper() != allowed:
+        raise GatewayError(
+            405,
+            f"Method {method} is not allowed on {bare}; use {allowed}.",
+            code="method_not_allowed",
+            headers={"allow": allowed},
+        )
+    return route
+
+
+def check_body(content_type: str | None, size: int, limit: int, *, multipart: bool = False) -> None:
+    """JSON arrives as application/json, with no content type, or as the form type `curl -d` sends."""
+    if size > limit:
+        raise GatewayError(
+            413,
+            f"The request body has {size} bytes; the gateway accepts at most {limit} (option gateway_body_limit).",
+            code="request_too_large",
+        )
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if multipart and media == "multipart/form-data":
+        return
+    if media and media not in _JSON_MEDIA and not media.endswith("+json"):
+        raise GatewayError(
+            415,
+            f"Unsupported content type {media!r}: send the body as application/json.",
+            code="unsupported_media_type",
+        )
+
+
+_JSON_MEDIA = frozenset({"application/json", "application/x-www-form-urlencoded", "text/json"})

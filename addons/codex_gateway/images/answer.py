@@ -1,0 +1,169 @@
+"""Images: the finished `image_generation_call` → an OpenAI images response (pure; see images.py).
+
+Upstream shapes: `response.output_item.done` with `{"type": "image_generation_call", "status": "completed",
+"result": <base64>, "revised_prompt", "size", "quality", "output_format", "background"}`;
+`response.image_generation_call.partial_image` with `partial_image_b64` (used only when no final image arrived);
+token usage in the terminal response's `tool_usage.image_gen`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ..answer import ClientAnswer
+from ..codex_events import chat_usage
+from ..errors import GatewayError
+from ..errors import failure_status
+from ..errors import upstream_error
+from ..sse import SSEDecoder
+
+__all__ = ["answer_from_events", "answer_from_body", "buffered_answer"]
+
+
+# -- answers --------------------------------------------------------------------------------------------------
+
+
+def answer_from_body(body: bytes, meta: Mapping[str, Any], *, now: float | None = None) -> tuple[int, dict[str, Any]]:
+    """A whole upstream SSE body → `(200, images response)` or `(status, error envelope)`."""
+    decoder = SSEDecoder()
+    events: list[dict[str, Any]] = []
+    for ev in decoder.feed(body) + decoder.close():
+        if ev.data[:1] != "{":
+            continue
+        try:
+            obj = orjson.loads(ev.data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            events.append(obj)
+    return answer_from_events(events, meta, now=now)
+
+
+def answer_from_events(
+    events: Iterable[Mapping[str, Any]], meta: Mapping[str, Any], *, now: float | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Parsed upstream events → `(200, {created, data: [{b64_json, revised_prompt}], ..., usage})`, or an error
+    envelope: the upstream failure mapped like `/v1/responses`, a failed image call (400, e.g. moderation), or a
+    502 `image_generation_failed` when the model answered without an image."""
+    created: int | None = None
+    calls: list[Mapping[str, Any]] = []
+    partial: str | None = None
+    texts: list[str] = []
+    final: Mapping[str, Any] | None = None
+    failure: Mapping[str, Any] | None = None
+    for ev in events:
+        kind = ev.get("type")
+        response = ev.get("response")
+        if kind == "response.created" and isinstance(response, Mapping):
+            at = response.get("created_at")
+            if isinstance(at, int | float) and not isinstance(at, bool):
+                created = int(at)
+        elif kind == "response.output_item.done":
+            item = ev.get("item")
+            if isinstance(item, Mapping) and item.get("type") == "image_generation_call":
+                calls.append(item)
+            elif isinstance(item, Mapping) and item.get("type") == "message":
+                texts += [
+                    p["text"]
+                    for p in item.get("content") or ()
+                    if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+                ]
+        elif kind == "response.image_generation_call.partial_image":
+            if isinstance(ev.get("partial_image_b64"), str) and ev["partial_image_b64"]:
+                partial = ev["partial_image_b64"]
+        elif kind in ("response.completed", "response.incomplete"):
+            final = response if isinstance(response, Mapping) else {}
+        elif kind == "response.failed":
+            err = response.get("error") if isinstance(response, Mapping) else None
+            failure = err if isinstance(err, Mapping) else {}
+        elif kind == "error":
+            nested = ev.get("error")
+            failure = nested if isinstance(nested, Mapping) else ev
+    if failure is not None or final is None:
+        source = failure if failure is not None else {"code": "stream_incomplete"}
+        code = source.get("code") if isinstance(source.get("code"), str) else None
+        status, etype = failure_status(code, source.get("type"))
+        message = source.get("message") if isinstance(source.get("message"), str) else None
+        if final is None and failure is None:
+            message = "The upstream stream ended before the image was finished."
+        err = GatewayError(status, message or "Image generation failed upstream.", type=etype, code=code)
+        return err.status, err.payload()
+
+    done = next((c for c in calls if isinstance(c.get("result"), str) and c["result"]), None)
+    if done is None and partial is None:
+        failed = next((c for c in calls if isinstance(c.get("error"), Mapping)), None)
+        if failed is not None:
+            cerr = failed["error"]
+            code = cerr.get("code") if isinstance(cerr.get("code"), str) else "image_generation_failed"
+            message = cerr.get("message") if isinstance(cerr.get("message"), str) else "The image could not be made."
+            err = GatewayError(400, message, type="image_generation_user_error", code=code)
+            return err.status, err.payload()
+        said = " ".join(" ".join(texts).split())[:300]
+        err = GatewayError(
+            502,
+            "The Codex backend returned no image" + (f"; the model said: {said}" if said else "."),
+            code="image_generation_failed",
+        )
+        return err.status, err.payload()
+
+    image: dict[str, Any] = {"b64_json": done["result"] if done is not None else partial}
+    revised = done.get("revised_prompt") if done is not None else None
+    if isinstance(revised, str) and revised:
+        image["revised_prompt"] = revised
+    at = created if created is not None else final.get("created_at")
+    payload: dict[str, Any] = {
+        "created": int(at) if isinstance(at, int | float) else int(now if now is not None else time.time()),
+        "data": [image],
+    }
+    source = done or {}
+    for key in ("background", "output_format", "quality", "size"):
+        value = source.get(key) or meta.get(key)
+        if isinstance(value, str) and value != "auto":
+            payload[key] = value
+    usage = _image_usage(final)
+    if usage is not None:
+        payload["usage"] = usage
+    return 200, payload
+
+
+def _image_usage(final: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`tool_usage.image_gen` (the image tokens), else the orchestrator's usage as text tokens."""
+    tool_usage = final.get("tool_usage")
+    image_gen = tool_usage.get("image_gen") if isinstance(tool_usage, Mapping) else None
+    if isinstance(image_gen, Mapping) and isinstance(image_gen.get("total_tokens"), int):
+        usage = {
+            k: image_gen[k]
+            for k in ("input_tokens", "input_tokens_details", "output_tokens", "total_tokens", "output_tokens_details")
+            if image_gen.get(k) is not None
+        }
+        usage.setdefault("input_tokens_details", {"image_tokens": 0, "text_tokens": usage.get("input_tokens", 0)})
+        return usage
+    base = chat_usage(final.get("usage"))
+    if base is None:
+        return None
+    return {
+        "input_tokens": base["prompt_tokens"],
+        "input_tokens_details": {"image_tokens": 0, "text_tokens": base["prompt_tokens"]},
+        "output_tokens": base["completion_tokens"],
+        "total_tokens": base["total_tokens"],
+    }
+
+
+def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
+    """The client's answer for the (always buffered) upstream answer of an images request."""
+    if not (200 <= status < 300):
+        return ClientAnswer.from_error(upstream_error(status, body, headers))
+    code, payload = answer_from_body(body, meta)
+    answer = ClientAnswer(code, "application/json", orjson.dumps(payload))
+    if code != 200:
+        answer.error = payload["error"]["message"]
+    else:
+        answer.finish_reason = "stop"
+        usage = payload.get("usage")
+        answer.usage = chat_usage(usage) if isinstance(usage, dict) else None
+    return answer

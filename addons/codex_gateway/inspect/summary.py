@@ -1,0 +1,242 @@
+"""What a person sees of a gateway flow: the client's identity, the one-line summary, marks, sanitized metadata.
+
+`flow.metadata["codex_gateway"]` (key `META`) is the structured record of a flow; it is saved with `-w`, so it
+must never hold a credential. `annotate` turns it into `flow.comment` and `flow.marked` (shown by mitmweb and
+mitmproxy's console), classifies failures (`meta["failure"]`), and strips what must not be shown or saved.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from mitmproxy import http
+
+from ..http.headers import REDACTED
+from ..http.headers import redact_request
+
+__all__ = [
+    "META",
+    "FAILED_MARK",
+    "client_name",
+    "trace_id",
+    "sanitized_request",
+    "failure_of",
+    "summary_line",
+    "annotate",
+    "remember_upstream_body",
+    "upstream_body",
+    "chat_meta_of",
+]
+
+META = "codex_gateway"
+FAILED_MARK = ":warning:"
+OPENCLAW_MARKER = "<!-- openclaw:"
+_SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "chatgpt-account-id", "proxy-authorization"}
+_MAX_REASON = 160
+# The raw upstream body of buffered flows, kept in memory only: `AnswerWriter` replaces the body with the client's
+# answer after mitmproxy's Save addon ran, and the "Codex SSE" view still wants to show what upstream sent.
+_UPSTREAM_BODIES: weakref.WeakKeyDictionary[http.HTTPFlow, bytes] = weakref.WeakKeyDictionary()
+
+
+# -- who is calling ----------------------------------------------------------------------------------------
+
+
+def client_name(headers: Mapping[str, str], body: Any) -> str:
+    """OpenClaw sends only the OpenAI JS SDK's User-Agent; its system prompt gives it away.
+
+    `headers`: the request's `http.Headers`, or a dict of them by lower-case name (see `headers.header_map`)."""
+    if _is_openclaw(body):
+        return "OpenClaw"
+    ua = headers.get("user-agent", "")
+    lower = ua.lower()
+    originator = headers.get("originator", "").lower()
+    if lower.startswith("codex") or "codex_cli" in lower or originator.startswith("codex_cli"):
+        return "Codex CLI"
+    if lower.startswith("openai/js"):
+        return "OpenAI JS SDK"
+    if lower.startswith("openai/python"):
+        return "OpenAI Python SDK"
+    if lower.startswith("asyncopenai/python"):
+        return "OpenAI Python SDK"
+    if lower.startswith("curl/"):
+        return "curl"
+    if "langchain" in lower:
+        return "LangChain"
+    return ua.split(" ", 1)[0][:40] or "unknown client"
+
+
+def _is_openclaw(body: Any) -> bool:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for msg in messages if isinstance(messages, list) else ():
+        if not isinstance(msg, dict) or msg.get("role") not in ("system", "developer"):
+            continue
+        content = msg.get("content")
+        if isinstance(content, list):  # content parts: the marker opens the first text part
+            content = next((p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"), "")
+        if isinstance(content, str) and content.lstrip().startswith(OPENCLAW_MARKER):
+            return True
+    return False
+
+
+def trace_id(headers: Mapping[str, str]) -> str | None:
+    """W3C traceparent `00-<trace id>-<span>-<flags>`: OpenClaw shares the trace id across one agent run."""
+    parts = headers.get("traceparent", "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
+def sanitized_request(method: str, path: str, headers: http.Headers, body: bytes) -> dict[str, Any]:
+    """The client's original request, minus credentials (the gateway key may be in it)."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in headers.fields:  # the raw fields, decoded as `Headers.items(multi=True)` decodes them
+        key = name.decode("utf-8", "surrogateescape")
+        pairs.append((key, REDACTED if key.lower() in _SECRET_HEADERS else value.decode("utf-8", "surrogateescape")))
+    return {
+        "method": method,
+        "path": path,
+        "headers": pairs,
+        "body": body.decode("utf-8", "replace"),
+    }
+
+
+# -- what happened -----------------------------------------------------------------------------------------
+
+
+def failure_of(meta: dict[str, Any], error_msg: str | None = None) -> tuple[str, str] | None:
+    """(kind, reason) of a failed flow, or None. `error_msg` is mitmproxy's `flow.error.msg`, if any.
+
+    Kinds: `client_disconnect`, `upstream_cut` (the upstream connection broke mid-body), `upstream_unreachable`,
+    `killed`, `proxy_error`, `upstream_status` (a non-2xx upstream answer), `upstream_incomplete` (the body
+    ended without `response.completed`), `error_event` (`response.failed` / `error` in the stream), `local` (the
+    gateway answered 4xx/5xx itself).
+    """
+    if error_msg is not None:
+        lower = error_msg.lower()
+        if "client disconnected" in lower:
+            return "client_disconnect", "client disconnected"
+        if "incomplete" in lower or "peer closed" in lower or "server disconnected" in lower:
+            return "upstream_cut", f"upstream cut the answer off ({_clip(error_msg)})"
+        if ("connect" in lower and ("failed" in lower or "refused" in lower)) or "unreachable" in lower:
+            return "upstream_unreachable", f"upstream unreachable ({_clip(error_msg)})"
+        if "killed" in lower:
+            return "killed", "connection killed"
+        return "proxy_error", _clip(error_msg)
+    error = meta.get("error")
+    status = meta.get("client_status")
+    failed_status = isinstance(status, int) and status >= 400
+    if not error and not failed_status:
+        return None  # also when a first upstream error (401, usage limit) was recovered from by a retry
+    if meta.get("upstream_status") and failed_status:
+        return "upstream_status", f"upstream {meta['upstream_status']}: {_clip(str(error or ''))}".rstrip(": ")
+    if error and "ended before response.completed" in str(error):
+        return "upstream_incomplete", "upstream stream ended before response.completed"
+    if error and "finish_reason" in meta and not str(error).startswith("The gateway failed"):
+        # translated from an upstream answer: an in-band error event
+        return "error_event", f"error event: {_clip(str(error))}"
+    return "local", f"gateway answered {status}: {_clip(str(error or ''))}".rstrip(": ")
+
+
+def summary_line(meta: dict[str, Any], *, replayed: bool = False) -> str:
+    """One line a person can scan: failure first, then who, what, how it ended, how much, how long."""
+    parts: list[str] = []
+    if meta.get("failure_reason"):
+        parts.append(f"FAILED {meta['failure_reason']}")
+    who = str(meta.get("client") or "?")
+    if meta.get("trace"):
+        who += f" run {str(meta['trace'])[:8]}"
+    if replayed:
+        who += " (replayed)"
+    parts.append(who)
+    if meta.get("endpoint") not in (None, "chat.completions"):
+        parts.append(str(meta["endpoint"]))
+    if meta.get("model"):
+        parts.append(f"{meta['model']} {'stream' if meta.get('stream') else 'non-stream'}")
+    if "messages" in meta:
+        parts.append(f"{meta.get('messages', 0)} msgs, {meta.get('tools', 0)} tools")
+    if meta.get("finish_reason"):
+        calls = meta.get("tool_calls") or []
+        parts.append(f"finish {meta['finish_reason']}" + (f" ({', '.join(map(str, calls))})" if calls else ""))
+    usage = meta.get("usage")
+    if isinstance(usage, dict):
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+        parts.append(
+            f"in {usage.get('prompt_tokens', 0)} (cached {cached}) out {usage.get('completion_tokens', 0)}"
+            f" (reasoning {reasoning})"
+        )
+    started = meta.get("started")
+    if started and meta.get("first_token_at"):
+        parts.append(f"ttft {_duration(meta['first_token_at'] - started)}")
+    if started and meta.get("finished_at"):
+        parts.append(f"total {_duration(meta['finished_at'] - started)}")
+    if meta.get("account"):
+        parts.append(f"acct {meta['account']}")
+    if meta.get("retries"):
+        parts.append(f"retried {len(meta['retries'])}x ({'; '.join(map(str, meta['retries']))})")
+    if meta.get("dropped"):
+        parts.append("dropped " + ",".join(map(str, meta["dropped"])))
+    return " | ".join(parts)
+
+
+def annotate(flow: http.HTTPFlow) -> None:
+    """Comment, mark and failure record of a gateway flow; called when the flow ends (response, error, local).
+
+    It also makes the flow safe to show and save: request credentials are redacted (a locally answered request
+    still holds the client's headers, gateway key included) and upstream `Set-Cookie` headers are dropped.
+    """
+    meta = flow.metadata.get(META)
+    if not meta:
+        return
+    if "client" not in meta:  # answered before the request was parsed (e.g. a wrong gateway key)
+        meta["client"] = client_name(flow.request.headers, None)
+    redact_request(flow.request.headers)
+    if flow.response is not None:
+        _drop_set_cookie(flow.response.headers)
+    failure = failure_of(meta, flow.error.msg if flow.error else None)
+    if failure is None:
+        meta.pop("failure", None)
+        meta.pop("failure_reason", None)
+    else:
+        meta["failure"], meta["failure_reason"] = failure
+        flow.marked = FAILED_MARK
+    flow.comment = summary_line(meta, replayed=flow.is_replay == "response")
+
+
+def chat_meta_of(flow: Any) -> dict[str, Any] | None:
+    """The gateway metadata of a chat.completions flow (translated or answered locally after parsing), else None."""
+    meta = flow.metadata.get(META) if isinstance(flow, http.HTTPFlow) else None
+    if not isinstance(meta, dict) or "original_request" not in meta:
+        return None
+    return meta if meta.get("endpoint", "chat.completions") == "chat.completions" else None
+
+
+def remember_upstream_body(flow: http.HTTPFlow) -> None:
+    """Keeps a buffered flow's raw upstream body in memory before the client's answer replaces it in the flow, for
+    the views (only worth it where a view keeps flows: mitmweb)."""
+    response = flow.response
+    if response is not None and response.raw_content is not None and response.stream is False:
+        _UPSTREAM_BODIES[flow] = response.raw_content
+
+
+def upstream_body(flow: http.HTTPFlow) -> bytes | None:
+    """The raw upstream body of a buffered flow still in memory, if its response now holds the client's answer."""
+    return _UPSTREAM_BODIES.get(flow)
+
+
+def _drop_set_cookie(headers: http.Headers) -> None:
+    """`headers.pop("set-cookie", None)` in one pass over the raw fields (usually there is none to drop)."""
+    fields = headers.fields
+    for name, _ in fields:  # a plain loop: cheaper than any() over a generator
+        if name.lower() == b"set-cookie":
+            headers.fields = tuple([field for field in fields if field[0].lower() != b"set-cookie"])
+            return
+
+
+def _clip(text: str) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= _MAX_REASON else one_line[: _MAX_REASON - 1] + "…"
+
+
+def _duration(seconds: float) -> str:
+    return f"{1000 * seconds:.0f}ms" if seconds < 1 else f"{seconds:.2f}s"
