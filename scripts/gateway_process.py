@@ -1,4 +1,7 @@
-"""A real `mitmdump -s addons/gateway.py` in a subprocess, started exactly as independent checks start it."""
+"""A real `mitmdump -s addons/gateway.py` in a subprocess, started exactly as independent checks start it.
+
+Used by the e2e tests, the benchmark (scripts/bench) and the soak test (scripts/soak.py).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from mitmproxy import http
 from mitmproxy import io
 
 ROOT = Path(__file__).resolve().parents[1]
+ADDONS = ROOT / "addons"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
 
 
@@ -74,7 +78,7 @@ def write_codex_home(home: Path, *, expires_in: int = 3600, email: str = "user@e
 
 
 def write_login(home: Path, auth_json: dict[str, Any]) -> FakeLogin:
-    """Writes an auth.json (e.g. one issued by tests/fakes/fake_issuer) and describes its secrets."""
+    """Writes an auth.json (e.g. one issued by scripts/fakes/fake_issuer.py) and describes its secrets."""
     home.mkdir(parents=True, exist_ok=True)
     path = home / "auth.json"
     path.write_text(json.dumps(auth_json, indent=2))
@@ -87,7 +91,7 @@ def write_login(home: Path, auth_json: dict[str, Any]) -> FakeLogin:
 def refused_start(mode: str, confdir: Path, *sets: str) -> str:
     """Runs mitmdump with the addon, expecting it to refuse to start; returns what it printed."""
     set_args = [arg for spec in sets for arg in ("--set", spec)]
-    args = [str(MITMDUMP), "-s", str(ROOT / "addons" / "gateway.py"), "--mode", mode, "--set", f"confdir={confdir}"]
+    args = [str(MITMDUMP), "-s", str(ADDONS / "gateway.py"), "--mode", mode, "--set", f"confdir={confdir}"]
     r = subprocess.run([*args, *set_args], capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert r.returncode != 0, f"mitmdump started:\n{r.stdout}{r.stderr}"
     return r.stdout + r.stderr
@@ -124,6 +128,7 @@ class GatewayProcess:
         *,
         extra: list[str] | None = None,
         tool: str = "mitmdump",
+        addons: Path = ADDONS,
     ) -> None:
         self.port = free_port()
         self.workdir = workdir
@@ -134,7 +139,7 @@ class GatewayProcess:
         self.args = [
             str(MITMDUMP.with_name(tool)),
             "-s",
-            str(ROOT / "addons" / "gateway.py"),
+            str(addons / "gateway.py"),
             "--mode",
             f"reverse:{up}@127.0.0.1:{self.port}",
             "--set",

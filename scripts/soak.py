@@ -42,14 +42,14 @@ for path in (ROOT, ROOT / "addons"):
 import httpx  # noqa: E402
 import orjson  # noqa: E402
 
-from tests.fakes import codex_events as ev  # noqa: E402
-from tests.fakes.codex_backend import ErrorScript  # noqa: E402
-from tests.fakes.codex_backend import FakeCodexBackend  # noqa: E402
-from tests.fakes.codex_backend import RecordedRequest  # noqa: E402
-from tests.fakes.codex_backend import Script  # noqa: E402
-from tests.fakes.codex_backend import SSEScript  # noqa: E402
-from tests.gateway_process import GatewayProcess  # noqa: E402
-from tests.gateway_process import write_codex_home  # noqa: E402
+from scripts.fakes import codex_events as ev  # noqa: E402
+from scripts.fakes.codex_backend import ErrorScript  # noqa: E402
+from scripts.fakes.codex_backend import FakeCodexBackend  # noqa: E402
+from scripts.fakes.codex_backend import RecordedRequest  # noqa: E402
+from scripts.fakes.codex_backend import Script  # noqa: E402
+from scripts.fakes.codex_backend import SSEScript  # noqa: E402
+from scripts.gateway_process import GatewayProcess  # noqa: E402
+from scripts.gateway_process import write_codex_home  # noqa: E402
 
 DELTAS = ["The", " quick", " brown", " fox", " jumps", "."]
 TEXT = "".join(DELTAS)

@@ -25,10 +25,10 @@ from codex_gateway.model_catalog import DEFAULT_CLIENT_VERSION
 from codex_gateway.model_catalog import ModelCatalog
 from codex_gateway.model_catalog import list_object
 
-from tests.fakes.codex_backend import MODELS_PATH
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_models import DEFAULT_MODELS
-from tests.fakes.codex_models import model_info
+from scripts.fakes.codex_backend import MODELS_PATH
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_models import DEFAULT_MODELS
+from scripts.fakes.codex_models import model_info
 
 UPSTREAM = "https://codex.test/backend-api/codex"
 CREDS = {"Authorization": "Bearer tok", "ChatGPT-Account-ID": "acct"}

@@ -1,4 +1,4 @@
-"""The benchmark's upstream: the fake Codex backend of tests/fakes, answering by what the request asks for.
+"""The benchmark's upstream: the fake Codex backend of scripts/fakes/, answering by what the request asks for.
 
 Every benchmark request carries a user message ``bench n=<deltas> delay_ms=<ms>``; the answer is a realistic
 ``ev.text`` stream (created, in_progress, output_item/content_part added, ``n`` ``output_text.delta`` events,
@@ -9,7 +9,7 @@ first delta arrives ``delay_ms`` after the headers and each further delta ``dela
 The same request therefore gets the same timing whether it comes directly, through the plain proxy or through
 the gateway, which is what lets the benchmark subtract the direct figures.
 
-Run as a subprocess by scripts/bench.py: ``python scripts/bench_backend.py --port 0`` prints
+Run as a subprocess by the benchmark: ``python -m scripts.bench backend --port 0`` prints
 ``listening on 127.0.0.1:<port>`` and serves until it is terminated.
 """
 
@@ -17,21 +17,15 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.fakes import codex_events as ev  # noqa: E402
-from tests.fakes.codex_backend import FakeCodexBackend  # noqa: E402
-from tests.fakes.codex_scripts import RecordedRequest  # noqa: E402
-from tests.fakes.codex_scripts import Script  # noqa: E402
-from tests.fakes.codex_scripts import SSEScript  # noqa: E402
+from ..fakes import codex_events as ev
+from ..fakes.codex_backend import FakeCodexBackend
+from ..fakes.codex_scripts import RecordedRequest
+from ..fakes.codex_scripts import Script
+from ..fakes.codex_scripts import SSEScript
 
 MARK = "bench"
 # Token-sized English pieces, like real output_text deltas.
@@ -103,8 +97,10 @@ class BenchBackend(FakeCodexBackend):
         return build_script(asked[0], asked[1], model=str(model))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="fake Codex backend for scripts/bench.py")
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench backend", description="the benchmark's fake Codex backend"
+    )
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     backend = BenchBackend(args.port).start()
@@ -116,7 +112,4 @@ def main(argv: list[str] | None = None) -> None:
         stop.wait(timeout=3600.0)  # never outlives a forgotten parent by more than an hour
     finally:
         backend.stop()
-
-
-if __name__ == "__main__":
-    main()
+    return 0

@@ -1,9 +1,9 @@
-"""What scripts/bench.py measures: the requests, the five phases, and the run that starts and stops the processes.
+"""What the benchmark measures: the requests, the five phases, and the run that starts and stops the processes.
 
 Modes are interleaved (direct, pass-through, gateway, direct, ...: small requests one by one, streams round by
-round) so that drift on a shared machine hits them all alike. Phase 1 also measures the buffered pass-through (a
-reference, see bench_report.MODES) the same way; phases 2-4 only the core modes. Each figure keeps every sample;
-scripts/bench_rows.py turns them into the table.
+round) so that drift on a shared machine hits them all alike; a compared gateway (`--compare`) takes its turn like
+the others. Phase 1 also measures the buffered pass-through (a reference, see report.MODES) the same way; phases
+2-4 only the core modes. Each figure keeps every sample; rows.py turns them into the table.
 """
 
 from __future__ import annotations
@@ -12,76 +12,67 @@ import asyncio
 import json
 import math
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_backend import bench_text  # noqa: E402
-from bench_backend import expected_content  # noqa: E402
-from bench_procs import BACKEND_HEADERS  # noqa: E402
-from bench_procs import Backend  # noqa: E402
-from bench_procs import Proxy  # noqa: E402
-from bench_procs import cpu_seconds  # noqa: E402
-from bench_procs import status_kib  # noqa: E402
-from bench_report import CORE_MODES  # noqa: E402
-from bench_report import MODES  # noqa: E402
-from bench_report import Dist  # noqa: E402
-
-from tests.gateway_process import write_codex_home  # noqa: E402  (bench_procs put the repo root on sys.path)
+from ..gateway_process import write_codex_home
+from .backend import bench_text
+from .backend import expected_content
+from .procs import BACKEND_HEADERS
+from .procs import Backend
+from .procs import Proxy
+from .procs import cpu_seconds
+from .procs import status_kib
+from .report import COMPARE
+from .report import GATEWAYS
+from .report import MODES
+from .report import REFERENCE_MODES
+from .report import Dist
+from .report import core_modes
+from .report import run_modes
 
 MODEL = "gpt-5.4"
 FRAMING_EVENTS = 8  # lifecycle and done events around the deltas of one answer
-CONTENT_MARK = {
-    "direct": re.compile(rb"output_text\.delta"),
-    "passthrough": re.compile(rb"output_text\.delta"),
-    "buffered": re.compile(rb"output_text\.delta"),
-    "gateway": re.compile(rb'"content":"[^"]'),
-}
+# What the first content byte looks like: a chat delta through a gateway, a Codex text delta anywhere else.
+CHAT_CONTENT = re.compile(rb'"content":"[^"]')
+CODEX_CONTENT = re.compile(rb"output_text\.delta")
 
 
 class BenchError(RuntimeError):
     pass
 
 
+def sized(full: int, *, quick: int) -> Any:
+    """A parameter's value in a full run and with `--quick` (the smoke test's tiny run)."""
+    return field(default=full, metadata={"quick": quick})
+
+
 @dataclass
 class Params:
-    latency_samples: int = 300
-    rps_requests: int = 400
-    rps_rounds: int = 5
-    concurrency: int = 8
-    ttft_samples: int = 60
-    ttft_deltas: int = 1
-    long_deltas: int = 5000
-    long_runs: int = 15  # on a shared 2-core VM single runs of one mode vary twofold: the p50 needs many
-    burst_streams: int = 32
-    burst_deltas: int = 20
-    burst_rounds: int = 3
-    startup_samples: int = 5
-    warmup: int = 20
+    latency_samples: int = sized(300, quick=10)
+    rps_requests: int = sized(400, quick=40)
+    rps_rounds: int = sized(5, quick=1)
+    concurrency: int = sized(8, quick=8)
+    ttft_samples: int = sized(60, quick=3)
+    ttft_deltas: int = sized(1, quick=1)
+    long_deltas: int = sized(5000, quick=500)
+    long_runs: int = sized(15, quick=1)  # a shared 2-core VM: single runs of one mode vary twofold, the p50 needs many
+    burst_streams: int = sized(32, quick=8)
+    burst_deltas: int = sized(20, quick=3)
+    burst_rounds: int = sized(3, quick=1)
+    startup_samples: int = sized(5, quick=1)
+    warmup: int = sized(20, quick=3)
 
     @classmethod
     def quick(cls) -> Params:
-        return cls(
-            latency_samples=10,
-            rps_requests=40,
-            rps_rounds=1,
-            ttft_samples=3,
-            ttft_deltas=1,
-            long_deltas=500,
-            long_runs=1,
-            burst_streams=8,
-            burst_deltas=3,
-            burst_rounds=1,
-            startup_samples=1,
-            warmup=3,
-        )
+        return cls(**{f.name: f.metadata["quick"] for f in fields(cls)})
 
 
 def delay_schedule(i: int) -> float:
@@ -100,7 +91,7 @@ class Target:
 
     def request(self, deltas: int, delay_ms: float, *, stream: bool) -> tuple[str, dict[str, str], bytes]:
         text = bench_text(deltas, delay_ms)
-        if self.mode == "gateway":
+        if self.mode in GATEWAYS:
             chat = {"model": MODEL, "stream": stream, "messages": [{"role": "user", "content": text}]}
             return (
                 self.base_url + "/v1/chat/completions",
@@ -122,7 +113,7 @@ class Target:
     def check(self, status: int, body: bytes, *, stream: bool, deltas: int) -> None:
         if status != 200:
             raise BenchError(f"{self.mode}: HTTP {status}: {body[:300]!r}")
-        if self.mode != "gateway":
+        if self.mode not in GATEWAYS:
             ok = b"response.completed" in body[-2000:]
         elif stream:
             ok = body.endswith(b"data: [DONE]\n\n") and body.count(b'"content":"') >= deltas
@@ -155,7 +146,7 @@ class StreamResult:
 
 async def stream_request(client: httpx.AsyncClient, target: Target, deltas: int, delay_ms: float) -> StreamResult:
     url, headers, body = target.request(deltas, delay_ms, stream=True)
-    mark = CONTENT_MARK[target.mode]
+    mark = CHAT_CONTENT if target.mode in GATEWAYS else CODEX_CONTENT
     pieces: list[bytes] = []
     ttft = math.nan
     t0 = time.perf_counter()
@@ -193,9 +184,9 @@ class Results:
     startup: dict[str, Dist]
 
     @classmethod
-    def empty(cls) -> Results:
+    def empty(cls, modes: tuple[str, ...] = MODES) -> Results:
         names = cls.__dataclass_fields__
-        return cls(**{name: {m: Dist() for m in MODES} for name in names})
+        return cls(**{name: {m: Dist() for m in modes} for name in names})
 
 
 Log = Callable[[str], None]
@@ -208,7 +199,7 @@ async def phase_latency(
     so that drift on a shared 2-core VM (its speed changes within seconds) hits all modes alike; each request then
     meets a process that sat idle for a few ms, as sporadic agent traffic does. For reference: blocks of
     back-to-back requests per mode (warm caches), five rounds."""
-    modes = list(MODES)
+    modes = list(targets)
     for i in range(p.latency_samples):
         for mode in modes[i % len(modes) :] + modes[: i % len(modes)]:
             r.latency[mode].values.append(await small_request(clients[mode], targets[mode]))
@@ -221,7 +212,7 @@ async def phase_latency(
 
 async def phase_rps(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
     for _ in range(p.rps_rounds):
-        for mode in MODES:
+        for mode in targets:
             left = p.rps_requests
 
             async def worker(target: Target, client: httpx.AsyncClient) -> None:
@@ -238,18 +229,18 @@ async def phase_rps(targets: dict[str, Target], clients: dict[str, httpx.AsyncCl
 async def phase_ttft(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
     for i in range(p.ttft_samples):
         got: dict[str, float] = {}
-        for mode in CORE_MODES:
+        for mode in core_modes(tuple(targets)):
             res = await stream_request(clients[mode], targets[mode], p.ttft_deltas, delay_schedule(i))
             got[mode] = res.ttft
             r.ttft[mode].values.append(res.ttft)
-        for mode in CORE_MODES:
+        for mode in got:
             r.ttft_added[mode].values.append(got[mode] - got["direct"])
 
 
 async def phase_long(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
     events = p.long_deltas + FRAMING_EVENTS
     for _ in range(p.long_runs):
-        for mode in CORE_MODES:
+        for mode in core_modes(tuple(targets)):
             proxy = targets[mode].proxy
             cpu0 = cpu_seconds(proxy.pid) if proxy else math.nan
             res = await stream_request(clients[mode], targets[mode], p.long_deltas, 0)
@@ -262,7 +253,7 @@ async def phase_long(targets: dict[str, Target], clients: dict[str, httpx.AsyncC
 
 async def phase_burst(targets: dict[str, Target], p: Params, r: Results) -> None:
     for _ in range(p.burst_rounds):
-        for mode in CORE_MODES:
+        for mode in core_modes(tuple(targets)):
             # Fresh connections: the burst is `burst_streams` clients arriving at once.
             async with new_client(p.burst_streams) as client:
                 t0 = time.perf_counter()
@@ -277,12 +268,13 @@ async def phase_burst(targets: dict[str, Target], p: Params, r: Results) -> None
 
 
 async def run_phases(targets: dict[str, Target], p: Params, r: Results, log: Log) -> None:
-    clients = {mode: new_client(max(p.concurrency, 8)) for mode in MODES}
+    clients = {mode: new_client(max(p.concurrency, 8)) for mode in targets}
+    core = core_modes(tuple(targets))
     try:
-        for mode in MODES:  # warm-up: connections, imports, caches
+        for mode in targets:  # warm-up: connections, imports, caches
             for _ in range(p.warmup):
                 await small_request(clients[mode], targets[mode])
-            if mode in CORE_MODES:  # the reference modes never stream
+            if mode in core:  # the reference modes never stream
                 await stream_request(clients[mode], targets[mode], 20, 0)
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("1) small requests, concurrency 1", lambda: phase_latency(targets, clients, p, r)),
@@ -303,45 +295,61 @@ async def run_phases(targets: dict[str, Target], p: Params, r: Results, log: Log
 def start_proxies(proxies: dict[str, Proxy], r: Results, log: Log) -> None:
     for kind, proxy in proxies.items():
         seconds = proxy.start()
-        if kind in CORE_MODES:  # a reference's start-up is not compared (one start, not `startup_samples`)
+        if kind not in REFERENCE_MODES:  # a reference's start-up is not compared (one start, not `startup_samples`)
             r.startup[kind].values.append(seconds)
         r.start_rss_mib[kind].values.append(status_kib(proxy.pid, "VmRSS") / 1024.0)
         log(f"{kind} on 127.0.0.1:{proxy.port} (pid {proxy.pid})")
 
 
-def sample_startup(p: Params, backend: Backend, home: Path, workdir: Path, r: Results, *, quiet_mitm: bool) -> None:
+def sample_startup(p: Params, proxies: Proxies, r: Results) -> None:
     """The remaining start-up samples, interleaved, each proxy alone on the machine but for the backend."""
     for _ in range(p.startup_samples - 1):
-        for kind in [m for m in CORE_MODES if m != "direct"]:
-            extra = Proxy(kind, backend.port, home, workdir / kind, quiet=quiet_mitm)
+        for kind in [m for m in core_modes(proxies.modes) if m != "direct"]:
+            extra = proxies.new(kind)
             try:
                 r.startup[kind].values.append(extra.start())
             finally:
                 extra.stop()
 
 
-def run(p: Params, workdir: Path, *, quiet_mitm: bool, log: Log) -> Results:
-    r = Results.empty()
+@dataclass
+class Proxies:
+    """How this run makes its proxies: every one in front of the same backend, with the same login."""
+
+    modes: tuple[str, ...]
+    backend: Backend
+    home: Path
+    workdir: Path
+    quiet: bool
+    compare: Path | None  # the addons/ directory the compared gateway runs from
+
+    def new(self, kind: str) -> Proxy:
+        addons = self.compare if kind == COMPARE else None
+        return Proxy(kind, self.backend.port, self.home, self.workdir / kind, quiet=self.quiet, addons=addons)
+
+
+def run(p: Params, workdir: Path, *, quiet_mitm: bool, log: Log, compare: Path | None = None) -> Results:
+    modes = run_modes(compare is not None)
+    r = Results.empty(modes)
     home = workdir / "codex-home"
     write_codex_home(home)
     backend = Backend().start()
     log(f"bench backend on 127.0.0.1:{backend.port}")
-    proxies = {
-        kind: Proxy(kind, backend.port, home, workdir / kind, quiet=quiet_mitm) for kind in MODES if kind != "direct"
-    }
+    make = Proxies(modes, backend, home, workdir, quiet_mitm, compare)
+    proxies = {kind: make.new(kind) for kind in modes if kind != "direct"}
     try:
         start_proxies(proxies, r, log)
         targets = {"direct": Target("direct", backend.base_url, None)}
         targets |= {kind: Target(kind, proxy.base_url, proxy) for kind, proxy in proxies.items()}
         asyncio.run(run_phases(targets, p, r, log))
         for kind, proxy in proxies.items():
-            if kind in CORE_MODES:  # a reference only served phase 1, so its peak would not compare
+            if kind not in REFERENCE_MODES:  # a reference only served phase 1, so its peak would not compare
                 r.peak_rss_mib[kind].values.append(status_kib(proxy.pid, "VmHWM") / 1024.0)
             proxy.stop()
-        sample_startup(p, backend, home, workdir, r, quiet_mitm=quiet_mitm)
+        sample_startup(p, make, r)
         log(f"  5) start-up: {p.startup_samples} per proxy")
     finally:
-        for proxy in proxies.values():  # every path, the reference proxy too (stop_all in bench.py backs this up)
+        for proxy in proxies.values():  # every path, the reference proxy too (stop_all in cli.py backs this up)
             proxy.stop()
         backend.stop()
     return r

@@ -1,10 +1,11 @@
-"""Processes for scripts/bench.py: the bench backend, plain mitmdump pass-throughs, the gateway; /proc readings.
+"""The benchmark's processes: the bench backend, plain mitmdump pass-throughs, the gateway; /proc readings.
 
-A `Proxy` is the gateway (kind "gateway"), a streaming pass-through (kind "passthrough", `stream_large_bodies=1`)
-or a buffered one (kind "buffered", mitmproxy's defaults: whole request and response read before forwarding).
+A `Proxy` is the gateway (kind "gateway"), the gateway of another checkout (kind "compare", started from that
+checkout's addons/), a streaming pass-through (kind "passthrough", `stream_large_bodies=1`) or a buffered one
+(kind "buffered", mitmproxy's defaults: whole request and response read before forwarding).
 
 Every process is started in the benchmark's own process group, registered, and stopped (SIGTERM, then SIGKILL)
-by `stop_all`, which bench.py calls in a `finally` and at exit. Everything listens on 127.0.0.1.
+by `stop_all`, which cli.py calls in a `finally` and at exit. Everything listens on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.gateway_process import MITMDUMP  # noqa: E402
-from tests.gateway_process import GatewayProcess  # noqa: E402
-from tests.gateway_process import free_port  # noqa: E402
+from ..gateway_process import ADDONS
+from ..gateway_process import MITMDUMP
+from ..gateway_process import ROOT
+from ..gateway_process import GatewayProcess
+from ..gateway_process import free_port
+from .report import GATEWAYS
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.005
@@ -84,17 +84,15 @@ def status_kib(pid: int, key: str) -> int:
 
 
 class Backend:
-    """scripts/bench_backend.py in a subprocess."""
+    """The bench backend (backend.py, `python -m scripts.bench backend`) in a subprocess."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     def start(self, timeout: float = 20.0) -> Backend:
-        script = ROOT / "scripts" / "bench_backend.py"
-        self.proc = _register(
-            subprocess.Popen([sys.executable, str(script), "--port", "0"], stdout=subprocess.PIPE, cwd=ROOT)
-        )
+        args = [sys.executable, "-m", "scripts.bench", "backend", "--port", "0"]
+        self.proc = _register(subprocess.Popen(args, stdout=subprocess.PIPE, cwd=ROOT))
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         line = self.proc.stdout.readline().decode() if ready else ""
@@ -113,17 +111,27 @@ class Backend:
 
 
 class Proxy:
-    """A mitmdump subprocess: the gateway (args from tests/gateway_process.py) or a plain pass-through.
+    """A mitmdump subprocess: a gateway (args from scripts/gateway_process.py) or a plain pass-through.
 
-    Any kind other than "gateway" is a plain reverse proxy; every kind but "buffered" streams bodies.
+    The kinds in report.GATEWAYS run the addon from `addons` (default: this checkout's); any other kind is a plain
+    reverse proxy. Every kind but "buffered" streams bodies.
     """
 
-    def __init__(self, kind: str, upstream_port: int, codex_home: Path, workdir: Path, *, quiet: bool) -> None:
+    def __init__(
+        self,
+        kind: str,
+        upstream_port: int,
+        codex_home: Path,
+        workdir: Path,
+        *,
+        quiet: bool,
+        addons: Path | None = None,
+    ) -> None:
         self.kind = kind
         workdir.mkdir(parents=True, exist_ok=True)
         extra = ["-q"] if quiet else []
-        if kind == "gateway":
-            gp = GatewayProcess(upstream_port, codex_home, workdir, extra=extra)
+        if kind in GATEWAYS:
+            gp = GatewayProcess(upstream_port, codex_home, workdir, extra=extra, addons=addons or ADDONS)
             self.port, self.args = gp.port, gp.args
             self.ready_path = "/v1/models"
             self.ready_headers: dict[str, str] = {}

@@ -7,8 +7,8 @@
   plain reverse proxy) under load (long streams, then small requests at concurrency 8), sampled by py-spy; prints
   where the process spends its time by function (self and inclusive) and how much of it is the addon's code.
 
-    .venv/bin/python scripts/bench_profile.py --deltas 20000
-    .venv/bin/python scripts/bench_profile.py --py-spy /path/to/py-spy --seconds 8
+    .venv/bin/python -m scripts.bench profile --deltas 20000
+    .venv/bin/python -m scripts.bench profile --py-spy /path/to/py-spy --long-streams 3
 """
 
 from __future__ import annotations
@@ -22,31 +22,23 @@ import pstats
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from codex_gateway.chat.stream import ChatStream
+from codex_gateway.chat.translator import ChatSSETranslator
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_backend import build_script  # noqa: E402
-from bench_phases import Target  # noqa: E402
-from bench_phases import small_request  # noqa: E402
-from bench_phases import stream_request  # noqa: E402
-from bench_procs import ROOT  # noqa: E402
-from bench_procs import Backend  # noqa: E402
-from bench_procs import Proxy  # noqa: E402
-from bench_procs import stop_all  # noqa: E402
-from bench_procs import stop_proc  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "addons"))
-
-from codex_gateway.chat.stream import ChatStream  # noqa: E402
-from codex_gateway.chat.translator import ChatSSETranslator  # noqa: E402
-
-from tests.gateway_process import write_codex_home  # noqa: E402
+from ..gateway_process import write_codex_home
+from .backend import build_script
+from .phases import Target
+from .phases import small_request
+from .phases import stream_request
+from .procs import Backend
+from .procs import Proxy
+from .procs import stop_all
+from .procs import stop_proc
 
 
 def recorded_events(deltas: int) -> list[bytes]:
@@ -202,7 +194,9 @@ def py_spy_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.bench profile", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     parser.add_argument("--deltas", type=int, default=20000, help="deltas in the recorded long stream")
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--py-spy", help="path to a py-spy binary: profile the real gateway process instead")
@@ -216,7 +210,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(cprofile_report(args.deltas, args.top))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Percentiles, goals and the markdown table of scripts/bench.py."""
+"""Percentiles, goals and the markdown table of the benchmark (`python -m scripts.bench`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from typing import Any
 # Table columns, in order. "buffered" is a reference, not a baseline: a plain mitmdump that reads the whole request
 # before forwarding it, as the gateway must; the goals stay ratios to the streaming "passthrough".
 MODES = ("direct", "passthrough", "buffered", "gateway")
+# With `--compare ADDONS_DIR`: the gateway started from another checkout's addons/, a fifth column after "gateway".
+COMPARE = "compare"
+# The modes that are the addon (they speak /v1/chat/completions), in column order.
+GATEWAYS = ("gateway", COMPARE)
 # Measured only in phase 1 (small requests): streams, bursts and start-up would add run time, not insight.
 REFERENCE_MODES = ("buffered",)
 # The modes of every phase: the goals' baseline, the gateway, and the backend alone.
@@ -22,7 +26,27 @@ MODE_TITLES = {
     "passthrough": "pass-through",
     "buffered": "buffered pass-through",
     "gateway": "gateway",
+    COMPARE: "compared gateway",
 }
+
+
+def run_modes(compare: bool) -> tuple[str, ...]:
+    """The columns of one run: the default four, and the compared gateway when there is one."""
+    return (*MODES, COMPARE) if compare else MODES
+
+
+def core_modes(modes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(m for m in modes if m not in REFERENCE_MODES)
+
+
+# The ratio columns: each gateway over the pass-through, and (with a compared gateway) the two side by side.
+OVER_PASSTHROUGH = {"gateway": "gateway ÷ pass-through", COMPARE: "compared ÷ pass-through"}
+BEFORE_AFTER = "gateway ÷ compared"
+
+
+def ratio_columns(modes: tuple[str, ...]) -> list[str]:
+    columns = [OVER_PASSTHROUGH[m] for m in GATEWAYS if m in modes]
+    return columns + [BEFORE_AFTER] if COMPARE in modes else columns
 
 
 def pct(values: list[float], p: float) -> float:
@@ -44,13 +68,16 @@ class Dist:
     def n(self) -> int:
         return len(self.values)
 
+    def at(self, p: float) -> float:
+        return pct(self.values, p)
+
     @property
     def p50(self) -> float:
-        return pct(self.values, 50)
+        return self.at(50)
 
     @property
     def p90(self) -> float:
-        return pct(self.values, 90)
+        return self.at(90)
 
     def cell(self, digits: int = 1, scale: float = 1.0) -> str:
         if not self.values:
@@ -66,13 +93,14 @@ def fmt(value: float, digits: int = 1) -> str:
 
 @dataclass
 class Goal:
-    """A ratio goal: `value op limit` (value is gateway vs pass-through unless stated)."""
+    """A ratio goal: `value op limit` (value is `mode` vs pass-through unless stated)."""
 
     name: str
     value: float
     op: str  # "<=" or ">="
     limit: float
     unit: str = "x"
+    mode: str = "gateway"
 
     @property
     def met(self) -> bool:
@@ -96,7 +124,7 @@ class Row:
     label: str
     n: str
     cells: dict[str, str]
-    ratio: str = "—"
+    ratios: dict[str, str] = field(default_factory=dict)  # by ratio column (see ratio_columns)
     goal: Goal | None = None
 
 
@@ -106,14 +134,15 @@ def ratio(a: float, b: float) -> float:
     return a / b
 
 
-def render_table(rows: list[Row]) -> str:
-    head = ["#", "figure (p50 / p90)", "n per mode", *(MODE_TITLES[m] for m in MODES), "gateway ÷ pass-through"]
-    head += ["goal", "result"]
+def render_table(rows: list[Row], modes: tuple[str, ...] = MODES) -> str:
+    ratios = ratio_columns(modes)
+    head = ["#", "figure (p50 / p90)", "n per mode", *(MODE_TITLES[m] for m in modes), *ratios, "goal", "result"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         goal = f"{row.goal.op} {row.goal.limit:g}{row.goal.unit}" if row.goal else "—"
         result = f"**{row.goal.result}**" if row.goal else "—"
-        cells = [row.fig, row.label, row.n, *(row.cells.get(m, "—") for m in MODES), row.ratio, goal, result]
+        cells = [row.fig, row.label, row.n, *(row.cells.get(m, "—") for m in modes)]
+        cells += [*(row.ratios.get(c, "—") for c in ratios), goal, result]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -11,8 +11,8 @@ Codex backend (``chatgpt.com/backend-api/codex``), split by concern:
 
 Typical use::
 
-    from tests.fakes import codex_events as ev
-    from tests.fakes.codex_backend import FakeCodexBackend, SSEScript
+    from scripts.fakes import codex_events as ev
+    from scripts.fakes.codex_backend import FakeCodexBackend, SSEScript
 
     with FakeCodexBackend() as backend:
         backend.enqueue(SSEScript(ev.tool_calls([("shell", '{"command":["ls"]}', "call_1")]), chunks=5))

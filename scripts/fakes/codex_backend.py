@@ -12,7 +12,7 @@ split lines, stalls and cut connections can be tested without mocks::
         ...  # drive the gateway
         assert backend.responses_requests()[0].json["store"] is False
 
-Run standalone for benchmarks: ``python -m tests.fakes.codex_backend --port 8123``.
+Run standalone for benchmarks: ``python -m scripts.fakes.codex_backend --port 8123``.
 """
 
 from __future__ import annotations
@@ -34,18 +34,18 @@ from typing import Any
 
 import orjson
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_models import DEFAULT_MODELS
-from tests.fakes.codex_rules import Rejection
-from tests.fakes.codex_rules import check_auth
-from tests.fakes.codex_rules import detail
-from tests.fakes.codex_rules import validate_responses_body
-from tests.fakes.codex_scripts import ErrorScript
-from tests.fakes.codex_scripts import RecordedRequest
-from tests.fakes.codex_scripts import Script
-from tests.fakes.codex_scripts import SSEScript
-from tests.fakes.codex_scripts import default_headers
-from tests.fakes.codex_scripts import merge_headers
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_models import DEFAULT_MODELS
+from scripts.fakes.codex_rules import Rejection
+from scripts.fakes.codex_rules import check_auth
+from scripts.fakes.codex_rules import detail
+from scripts.fakes.codex_rules import validate_responses_body
+from scripts.fakes.codex_scripts import ErrorScript
+from scripts.fakes.codex_scripts import RecordedRequest
+from scripts.fakes.codex_scripts import Script
+from scripts.fakes.codex_scripts import SSEScript
+from scripts.fakes.codex_scripts import default_headers
+from scripts.fakes.codex_scripts import merge_headers
 
 CODEX_PREFIX = "/backend-api/codex"
 RESPONSES_PATH = f"{CODEX_PREFIX}/responses"

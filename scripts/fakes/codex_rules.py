@@ -22,18 +22,18 @@ from urllib.parse import urlparse
 
 from pydantic import ValidationError
 
-from tests.fakes.codex_schema import ALLOWED_FIELDS
-from tests.fakes.codex_schema import ITEM_MODELS
-from tests.fakes.codex_schema import PART_MODELS
-from tests.fakes.codex_schema import PASSTHROUGH_TOOLS
-from tests.fakes.codex_schema import ROLE_PARTS
-from tests.fakes.codex_schema import FunctionTool
-from tests.fakes.codex_schema import JsonSchemaFormat
-from tests.fakes.codex_schema import ResponsesBody
-from tests.fakes.codex_schema import SimpleFormat
-from tests.fakes.codex_schema import Strict
-from tests.fakes.codex_schema import ToolChoiceFunction
-from tests.fakes.codex_schema import ToolChoiceImageGeneration
+from scripts.fakes.codex_schema import ALLOWED_FIELDS
+from scripts.fakes.codex_schema import ITEM_MODELS
+from scripts.fakes.codex_schema import PART_MODELS
+from scripts.fakes.codex_schema import PASSTHROUGH_TOOLS
+from scripts.fakes.codex_schema import ROLE_PARTS
+from scripts.fakes.codex_schema import FunctionTool
+from scripts.fakes.codex_schema import JsonSchemaFormat
+from scripts.fakes.codex_schema import ResponsesBody
+from scripts.fakes.codex_schema import SimpleFormat
+from scripts.fakes.codex_schema import Strict
+from scripts.fakes.codex_schema import ToolChoiceFunction
+from scripts.fakes.codex_schema import ToolChoiceImageGeneration
 
 
 @dataclass(frozen=True)

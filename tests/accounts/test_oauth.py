@@ -22,7 +22,7 @@ from codex_gateway.accounts.oauth import device_login
 from codex_gateway.accounts.oauth import pkce_pair
 from codex_gateway.accounts.oauth import refresh_tokens
 
-from tests.fakes.fake_issuer import FakeIssuer
+from scripts.fakes.fake_issuer import FakeIssuer
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ from codex_gateway.accounts.quota import resets_at_from_error
 from codex_gateway.accounts.token_store import atomic_write_json
 from codex_gateway.errors import GatewayError
 
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.fakes.fake_issuer import IssuedTokens
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.fakes.fake_issuer import IssuedTokens
 
 HOUR = 3600
 

@@ -21,8 +21,8 @@ from codex_gateway.accounts.token_store import TokenStore
 from codex_gateway.accounts.token_store import atomic_write_json
 from codex_gateway.errors import GatewayError
 
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.fakes.fake_issuer import IssuedTokens
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.fakes.fake_issuer import IssuedTokens
 
 ADDONS = Path(__file__).resolve().parents[2] / "addons"
 DAY = 24 * 3600

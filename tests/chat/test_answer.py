@@ -12,11 +12,11 @@ from codex_gateway.chat.answer import buffered_answer
 from codex_gateway.chat.answer import machine_for
 from codex_gateway.errors import GatewayError
 
+from scripts.fakes import codex_events as ev
 from tests.conftest import DONE
 from tests.conftest import check_chat_stream
 from tests.conftest import encode_upstream
 from tests.conftest import parse_chat_sse
-from tests.fakes import codex_events as ev
 
 USAGE = {
     "prompt_tokens": 11,

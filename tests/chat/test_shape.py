@@ -10,8 +10,8 @@ from codex_gateway.chat.answer import buffered_answer
 from codex_gateway.chat.shape import ChatShape
 from codex_gateway.chat.shape import shape_of_answer
 
+from scripts.fakes import codex_events as ev
 from tests.conftest import encode_upstream
-from tests.fakes import codex_events as ev
 
 SSE = "text/event-stream"
 CALLS = ev.tool_calls([("get_weather", '{"city":"Paris"}', "call_1"), ("noop", "{}", "call_2")], text_before="Sure.")

@@ -18,6 +18,7 @@ from codex_gateway.chat.translator import render_completion
 from codex_gateway.chat.translator import run_body
 from codex_gateway.chat.translator import translate_body
 
+from scripts.fakes import codex_events as ev
 from tests.conftest import FALLBACK_CREATED
 from tests.conftest import ChatSummary
 from tests.conftest import chat_result
@@ -27,7 +28,6 @@ from tests.conftest import new_machine
 from tests.conftest import parse_chat_sse
 from tests.conftest import stream_names
 from tests.conftest import translate
-from tests.fakes import codex_events as ev
 
 
 def usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:

@@ -8,12 +8,12 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import RecordedRequest
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import write_login
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import RecordedRequest
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import write_login
 
 ISSUER_ROUTES = [
     ("POST", "/oauth/token"),

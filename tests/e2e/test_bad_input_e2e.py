@@ -19,9 +19,9 @@ from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
 
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
 from tests.test_request_fuzz import Mutation
 from tests.test_request_fuzz import deep_schema
 from tests.test_request_fuzz import mutated_requests

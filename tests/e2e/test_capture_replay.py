@@ -26,15 +26,15 @@ from codex_gateway.inspect.summary import FAILED_MARK
 from codex_gateway.inspect.summary import META
 from mitmproxy import http
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import ROOT
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import read_saved_flows
-from tests.gateway_process import write_codex_home
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import SSEScript
+from scripts.gateway_process import ROOT
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import read_saved_flows
+from scripts.gateway_process import write_codex_home
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 BAD_REQUEST = {"model": "gpt-5.4", "messages": []}

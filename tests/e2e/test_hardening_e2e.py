@@ -9,12 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import refused_start
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import SSEScript
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import refused_start
 
 CHAT = {"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}]}
 

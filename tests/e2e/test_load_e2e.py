@@ -21,14 +21,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import RecordedRequest
+from scripts.fakes.codex_backend import SSEScript
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import write_codex_home
 from tests.conftest import check_chat_stream
 from tests.conftest import parse_chat_sse
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import RecordedRequest
-from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import write_codex_home
 
 CLIENTS = 64
 DELTAS = 8

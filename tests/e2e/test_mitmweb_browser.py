@@ -20,11 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import free_port
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import free_port
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM = next((path for name in BROWSERS if (path := shutil.which(name))), None)

@@ -17,11 +17,11 @@ from codex_gateway.chat.shape import shape_of_answer
 from codex_gateway.sse import SSEDecoder
 from mitmproxy import io
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import GatewayProcess
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import SSEScript
+from scripts.gateway_process import GatewayProcess
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclaw"
 _DROP_HEADERS = {"host", "content-length", "connection", "accept-encoding"}

@@ -11,11 +11,11 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import SSEScript
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "codex_cli"
 

@@ -28,16 +28,16 @@ import orjson
 import pytest
 from mitmproxy import http
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import SSEScript
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import free_port
-from tests.gateway_process import read_saved_flows
-from tests.gateway_process import write_login
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import SSEScript
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import free_port
+from scripts.gateway_process import read_saved_flows
+from scripts.gateway_process import write_login
 
 EXPIRED = {
     "error": {

@@ -12,12 +12,12 @@ import httpx
 import openai
 import pytest
 
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.gateway_process import MITMDUMP
-from tests.gateway_process import ROOT
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import refused_start
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.gateway_process import MITMDUMP
+from scripts.gateway_process import ROOT
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import refused_start
 
 
 @pytest.fixture

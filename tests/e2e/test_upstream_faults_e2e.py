@@ -25,16 +25,16 @@ import httpx
 import orjson
 import pytest
 
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import SSEScript
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
 from tests.conftest import DONE
 from tests.conftest import ChatSummary
 from tests.conftest import check_chat_stream
 from tests.conftest import parse_chat_sse
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
 
 CHAT = {"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}]}
 ENVELOPE_KEYS = {"message", "type", "param", "code"}

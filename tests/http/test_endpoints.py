@@ -18,8 +18,8 @@ from codex_gateway.http.endpoints import stream_translator
 from codex_gateway.http.routes import Route
 from codex_gateway.responses.stream import ResponsesSSEPassThrough
 
+from scripts.fakes import codex_events as ev
 from tests.conftest import encode_upstream
-from tests.fakes import codex_events as ev
 
 CHAT = orjson.dumps(
     {

@@ -28,10 +28,10 @@ from codex_gateway.images.request import parse_multipart
 from codex_gateway.images.request import prepare_edit
 from codex_gateway.images.request import prepare_generation
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_rules import validate_responses_body
-from tests.fakes.codex_scripts import SSEScript
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_rules import validate_responses_body
+from scripts.fakes.codex_scripts import SSEScript
 
 PNG = base64.b64decode(ev.TINY_PNG_B64)
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 16

@@ -21,9 +21,9 @@ from mitmproxy import io
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
+from scripts.fakes import codex_events as ev
 from tests.conftest import load_stream
 from tests.conftest import stream_names
-from tests.fakes import codex_events as ev
 from tests.inspect.test_summary import chat_meta
 from tests.inspect.test_summary import finished_meta
 from tests.inspect.test_summary import gateway_flow

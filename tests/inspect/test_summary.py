@@ -27,8 +27,8 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 from mitmproxy.tools.web.webaddons import WebAddon
 
+from scripts.fakes import codex_events as ev
 from tests.conftest import encode_upstream
-from tests.fakes import codex_events as ev
 
 CAPTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openclaw"
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -19,8 +19,8 @@ from codex_gateway.responses.request import ResponsesRequest
 from codex_gateway.responses.request import prepare
 from codex_gateway.responses.request import upstream_session_headers
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_rules import validate_responses_body
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_rules import validate_responses_body
 
 CODEX_CLI = Path(__file__).resolve().parents[1] / "fixtures" / "codex_cli"
 DEFAULT = "You are a helpful assistant."

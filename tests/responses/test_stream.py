@@ -31,12 +31,12 @@ from codex_gateway.responses.stream import buffered_answer
 from codex_gateway.responses.stream import failure_status
 from codex_gateway.responses.stream import output_text
 
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_scripts import SSEScript
 from tests.conftest import STREAMS
 from tests.conftest import sse_events
 from tests.conftest import stream_names
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_scripts import SSEScript
 
 Event = dict[str, Any]
 

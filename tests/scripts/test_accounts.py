@@ -18,10 +18,10 @@ import pytest
 from codex_gateway.accounts.auth_file import format_iso
 from codex_gateway.accounts.token_store import atomic_write_json
 
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.fakes.fake_issuer import IssuedTokens
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.fakes.fake_issuer import IssuedTokens
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = "scripts/accounts.py"
 
 

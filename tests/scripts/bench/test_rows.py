@@ -1,4 +1,4 @@
-"""Structure of scripts/bench.py's table and the pass-through proxies' arguments, without running anything.
+"""Structure of the benchmark's table and the pass-through proxies' arguments, without running anything.
 
 The buffered pass-through is a phase-1 reference: it gets a column, "—" where it was not measured, and one
 informational ratio with no goal; the goals stay ratios to the streaming pass-through.
@@ -6,18 +6,14 @@ informational ratio with no goal; the goals stay ratios to the streaming pass-th
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from bench_phases import Params  # noqa: E402
-from bench_phases import Results  # noqa: E402
-from bench_procs import Proxy  # noqa: E402
-from bench_report import CORE_MODES  # noqa: E402
-from bench_report import render_table  # noqa: E402
-from bench_rows import build_rows  # noqa: E402
+from scripts.bench.phases import Params
+from scripts.bench.phases import Results
+from scripts.bench.procs import Proxy
+from scripts.bench.report import CORE_MODES
+from scripts.bench.report import render_table
+from scripts.bench.rows import build_rows
 
 # Milliseconds per small request, per mode: added latency is 2.0 (pass-through), 2.5 (buffered), 3.0 (gateway).
 LATENCY_MS = {"direct": 1.0, "passthrough": 3.0, "buffered": 3.5, "gateway": 4.0}

@@ -1,4 +1,4 @@
-"""Smoke test of scripts/bench.py: the benchmark runs end to end with tiny parameters and prints every figure.
+"""Smoke test of `python -m scripts.bench`: the benchmark runs end to end with tiny parameters, printing every figure.
 
 It checks that the benchmark works, not that the goals are met: timings on a shared machine are too noisy for
 a test to assert on them.
@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "scripts" / "bench.py"
+ROOT = Path(__file__).resolve().parents[3]
+BENCH = ["-m", "scripts.bench"]
 TIMEOUT_S = 60.0
 
 ROWS = [
@@ -45,7 +45,7 @@ def test_bench_quick_prints_every_figure(tmp_path: Path) -> None:
     out_json = tmp_path / "bench.json"
     # Own session, so a hung run is killed together with the mitmdumps and the fake backend it started.
     proc = subprocess.Popen(
-        [sys.executable, str(BENCH), "--quick", "--json", str(out_json), "--workdir", str(tmp_path / "work")],
+        [sys.executable, *BENCH, "--quick", "--json", str(out_json), "--workdir", str(tmp_path / "work")],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -56,7 +56,7 @@ def test_bench_quick_prints_every_figure(tmp_path: Path) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        raise AssertionError(f"scripts/bench.py --quick did not finish within {TIMEOUT_S:.0f} s") from None
+        raise AssertionError(f"python -m scripts.bench --quick did not finish within {TIMEOUT_S:.0f} s") from None
     stdout, stderr = stdout_b.decode(), stderr_b.decode()
     assert proc.returncode == 0, f"exit {proc.returncode}\n{stdout}\n{stderr[-4000:]}"
 

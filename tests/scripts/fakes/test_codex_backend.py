@@ -16,11 +16,11 @@ import httpx
 import orjson
 import pytest
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import RecordedRequest
-from tests.fakes.codex_backend import SSEScript
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import RecordedRequest
+from scripts.fakes.codex_backend import SSEScript
 
 AUTH = {"authorization": "Bearer tok-1", "chatgpt-account-id": "acct-1"}
 PNG = "data:image/png;base64,iVBORw0KGgo="
@@ -474,8 +474,8 @@ def test_models_compact_404_and_extra_routes(backend: FakeCodexBackend, client: 
 
 
 def test_standalone_cli() -> None:
-    root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "tests.fakes.codex_backend", "--port", "0"]
+    root = Path(__file__).resolve().parents[3]
+    cmd = [sys.executable, "-m", "scripts.fakes.codex_backend", "--port", "0"]
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
