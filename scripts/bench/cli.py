@@ -85,8 +85,9 @@ def verdict(g: Goal) -> str:
     return f"{g.result} {mark}{g.name}: {g.text}"
 
 
-def json_doc(args: argparse.Namespace, p: Params, info: dict[str, Any], elapsed: float, r: Results) -> dict[str, Any]:
-    goals = build_rows(r, p)[1]
+def json_doc(
+    args: argparse.Namespace, p: Params, info: dict[str, Any], elapsed: float, r: Results, goals: list[Goal]
+) -> dict[str, Any]:
     return {
         "machine": info,
         "params": asdict(p),
@@ -134,5 +135,5 @@ def main(argv: list[str] | None = None) -> int:
     for g in goals:
         print(verdict(g))
     if args.json:
-        args.json.write_text(json.dumps(json_doc(args, p, info, elapsed, results), indent=2, allow_nan=True))
+        args.json.write_text(json.dumps(json_doc(args, p, info, elapsed, results, goals), indent=2, allow_nan=True))
     return 1 if args.strict and not all(g.met for g in goals if g.mode == "gateway") else 0

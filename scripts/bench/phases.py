@@ -168,20 +168,30 @@ async def stream_request(client: httpx.AsyncClient, target: Target, deltas: int,
 # ---------------------------------------------------------------------------------------------- phases
 
 
+ByMode = dict[str, Dist]  # the samples of one figure, by mode
+
+
 @dataclass
 class Results:
-    latency: dict[str, Dist]
-    latency_back_to_back: dict[str, Dist]
-    rps: dict[str, Dist]
-    ttft: dict[str, Dist]
-    ttft_added: dict[str, Dist]
-    events_per_s: dict[str, Dist]
-    cpu_ms_per_1k: dict[str, Dist]
-    burst_ttft: dict[str, Dist]
-    burst_wall: dict[str, Dist]
-    start_rss_mib: dict[str, Dist]
-    peak_rss_mib: dict[str, Dist]
-    startup: dict[str, Dist]
+    """Every sample of the run, figure by figure, grouped by the phase that takes them."""
+
+    # 1) small requests
+    latency: ByMode
+    latency_back_to_back: ByMode
+    rps: ByMode
+    # 2) time to first content byte
+    ttft: ByMode
+    ttft_added: ByMode
+    # 3) one long stream
+    events_per_s: ByMode
+    cpu_ms_per_1k: ByMode
+    # 4) bursts; the proxies' memory, at start-up and at the end of the run
+    burst_ttft: ByMode
+    burst_wall: ByMode
+    start_rss_mib: ByMode
+    peak_rss_mib: ByMode
+    # 5) start-up
+    startup: ByMode
 
     @classmethod
     def empty(cls, modes: tuple[str, ...] = MODES) -> Results:
@@ -292,6 +302,22 @@ async def run_phases(targets: dict[str, Target], p: Params, r: Results, log: Log
             await client.aclose()
 
 
+@dataclass
+class Proxies:
+    """How this run makes its proxies: every one in front of the same backend, with the same login."""
+
+    modes: tuple[str, ...]
+    backend: Backend
+    home: Path
+    workdir: Path
+    quiet: bool
+    compare: Path | None  # the addons/ directory the compared gateway runs from
+
+    def new(self, kind: str) -> Proxy:
+        addons = self.compare if kind == COMPARE else None
+        return Proxy(kind, self.backend.port, self.home, self.workdir / kind, quiet=self.quiet, addons=addons)
+
+
 def start_proxies(proxies: dict[str, Proxy], r: Results, log: Log) -> None:
     for kind, proxy in proxies.items():
         seconds = proxy.start()
@@ -310,22 +336,6 @@ def sample_startup(p: Params, proxies: Proxies, r: Results) -> None:
                 r.startup[kind].values.append(extra.start())
             finally:
                 extra.stop()
-
-
-@dataclass
-class Proxies:
-    """How this run makes its proxies: every one in front of the same backend, with the same login."""
-
-    modes: tuple[str, ...]
-    backend: Backend
-    home: Path
-    workdir: Path
-    quiet: bool
-    compare: Path | None  # the addons/ directory the compared gateway runs from
-
-    def new(self, kind: str) -> Proxy:
-        addons = self.compare if kind == COMPARE else None
-        return Proxy(kind, self.backend.port, self.home, self.workdir / kind, quiet=self.quiet, addons=addons)
 
 
 def run(p: Params, workdir: Path, *, quiet_mitm: bool, log: Log, compare: Path | None = None) -> Results:

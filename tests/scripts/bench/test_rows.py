@@ -11,8 +11,10 @@ from pathlib import Path
 from scripts.bench.phases import Params
 from scripts.bench.phases import Results
 from scripts.bench.procs import Proxy
+from scripts.bench.report import COMPARE
 from scripts.bench.report import CORE_MODES
 from scripts.bench.report import render_table
+from scripts.bench.report import run_modes
 from scripts.bench.rows import build_rows
 
 # Milliseconds per small request, per mode: added latency is 2.0 (pass-through), 2.5 (buffered), 3.0 (gateway).
@@ -97,3 +99,57 @@ def test_back_to_back_latency_is_informational() -> None:
     (row,) = [cells for label, cells in body.items() if label.startswith("added latency, back-to-back")]
     assert row[head.index("gateway ÷ pass-through")] == "1.50x"  # 1.5 / 1.0 ms
     assert row[head.index("goal")] == "—"
+
+
+# -- a compared gateway (`--compare ADDONS_DIR`): a fifth mode ---------------------------------------------------
+
+COMPARED_MS = 5.0  # added latency 4.0 ms: the gateway (3.0) is 0.75x of it
+
+
+def compared_results() -> Results:
+    r = Results.empty(run_modes(compare=True))
+    plain = fake_results()
+    for name in Results.__dataclass_fields__:
+        for mode, dist in getattr(plain, name).items():
+            getattr(r, name)[mode].values = list(dist.values)
+        getattr(r, name)[COMPARE].values = list(getattr(plain, name)["gateway"].values)
+    r.latency[COMPARE].values = [COMPARED_MS / 1000.0] * 4
+    return r
+
+
+def compared_table() -> tuple[list[str], dict[str, list[str]]]:
+    rows, _ = build_rows(compared_results(), Params())
+    lines = render_table(rows, run_modes(compare=True)).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    body = {line.split(" | ")[1]: [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
+    return head, body
+
+
+def test_the_default_run_has_no_compared_gateway() -> None:
+    assert run_modes(compare=False) == ("direct", "passthrough", "buffered", "gateway")
+
+
+def test_a_compared_gateway_is_a_column_after_the_gateway_with_its_own_ratios() -> None:
+    head, _ = compared_table()
+    assert head[3:8] == ["direct", "pass-through", "buffered pass-through", "gateway", "compared gateway"]
+    assert head[8:11] == ["gateway ÷ pass-through", "compared ÷ pass-through", "gateway ÷ compared"]
+
+
+def test_gateway_over_compared_sets_the_two_side_by_side() -> None:
+    head, body = compared_table()
+    row = body["added latency, mode − direct (ms)"]
+    assert row[head.index("compared ÷ pass-through")] == "2.00x"  # 4.0 / 2.0 ms
+    assert row[head.index("gateway ÷ compared")] == "0.75x"  # 3.0 / 4.0 ms
+
+
+def test_the_compared_gateway_gets_its_own_goal_verdicts_after_the_gateways() -> None:
+    _, goals = build_rows(compared_results(), Params())
+    assert [g.mode for g in goals] == ["gateway"] * 6 + [COMPARE] * 6
+    added = next(g for g in goals if g.mode == COMPARE and g.name.startswith("added latency"))
+    assert added.value == 2.0 and added.result == "MISS"
+
+
+def test_the_compared_gateway_runs_the_other_checkouts_addon(tmp_path: Path) -> None:
+    other = tmp_path / "before" / "addons"
+    proxy = Proxy(COMPARE, 1, tmp_path / "home", tmp_path / "compare", quiet=True, addons=other)
+    assert proxy.args[proxy.args.index("-s") + 1] == str(other / "gateway.py")
