@@ -16,6 +16,7 @@ Four ways to the same fake Codex backend (backend.py, a subprocess):
 With `--compare ADDONS_DIR` a fifth mode, the gateway started from another checkout's addons/ directory (say a
 `git worktree` of an older commit), is measured in the same run, taking its turns like the others, with its own
 column, ratios and goal verdicts and a "gateway ÷ compared" column: a change's before/after from one run.
+`--compare addons` (this checkout against itself) shows how far two identical gateways drift apart in one run.
 
 Figures (p50 / p90 and sample counts): 1) small non-streamed request latency at concurrency 1 and req/s at
 concurrency 8 (keep-alive httpx clients); 2) time to first content byte when upstream sends a delta every
