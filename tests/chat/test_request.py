@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from typing import Any
@@ -11,7 +10,6 @@ import pytest
 from codex_gateway.chat.request import DEFAULT_INSTRUCTIONS
 from codex_gateway.chat.request import CodexRequest
 from codex_gateway.chat.request import translate_chat_request
-from codex_gateway.chat.request import uuid4_string
 from codex_gateway.errors import GatewayError
 
 Msg = dict[str, Any]
@@ -561,12 +559,6 @@ def test_legacy_function_parameters_are_a_clear_400(legacy: str) -> None:
     with pytest.raises(GatewayError) as e:
         translate_chat_request(json.dumps(body).encode())
     assert (e.value.status, e.value.param, e.value.code) == (400, legacy, "unsupported_parameter")
-
-
-def test_uuid4_string_is_what_the_uuid_module_writes() -> None:
-    for n in range(300):
-        digest = hashlib.sha256(str(n).encode()).digest()
-        assert uuid4_string(digest) == str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 @pytest.mark.parametrize(

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from ..codex_request import uuid_key
 from ..errors import GatewayError
 from ..errors import bad_request
 from ..errors import parse_json_object
@@ -214,7 +213,7 @@ def _prepare(
         "background": background,
         "output_format": effective_format,
         "dropped": list(dict.fromkeys(dropped)),
-        "session_id": str(uuid.UUID(bytes=hashlib.sha256(seed).digest()[:16], version=4)),
+        "session_id": uuid_key(seed),
     }
     return codex_body, meta
 

@@ -53,9 +53,7 @@ Fix-ups, each one deterministic (equal request bytes give equal upstream bytes, 
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,6 +62,7 @@ from typing import Any
 
 import orjson
 
+from ..codex_request import conversation_key
 from ..errors import bad_request
 from ..errors import parse_json_object
 
@@ -197,7 +196,11 @@ def prepare(raw: bytes, *, default_instructions: str) -> ResponsesRequest:
         elif name == "include":
             body[name] = _include(value)
         elif name == "prompt_cache_key":
-            key = value if isinstance(value, str) and value else _derived_cache_key(body["instructions"], items)
+            key = (
+                value
+                if isinstance(value, str) and value
+                else conversation_key(body["instructions"], items, namespace="responses")
+            )
             body[name] = key
         elif value is not None:
             body[name] = value
@@ -350,13 +353,6 @@ def _include(value: Any) -> list[Any]:
     if not isinstance(value, list):
         raise bad_request("Invalid type for 'include': expected an array of strings.", "include", "invalid_type")
     return value if ENCRYPTED_REASONING in value else [*value, ENCRYPTED_REASONING]
-
-
-def _derived_cache_key(instructions: str, items: list[Any]) -> str:
-    """A stable, uuid-shaped key for a conversation: the same on every turn, since its prefix does not change."""
-    first_user = next((it for it in items if isinstance(it, dict) and it.get("role") == "user"), None)
-    seed = orjson.dumps(["responses", instructions, first_user.get("content") if first_user else None])
-    return str(uuid.UUID(bytes=hashlib.sha256(seed).digest()[:16], version=4))
 
 
 def _unique(names: list[str]) -> list[str]:
