@@ -259,15 +259,6 @@ class StateFile:
         return {str(k): AccountState.from_json(v) for k, v in accounts.items()}
 
 
-def human_duration(seconds: float) -> str:
-    seconds = max(0, math.ceil(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _num(value: str | None) -> float | None:
     if value is None or value == "":
         return None
