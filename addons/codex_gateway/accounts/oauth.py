@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -333,7 +334,7 @@ async def device_login(
 ) -> TokenResponse:
     """Device-code login (§3.8) for machines without a browser; `poll_interval` overrides the issuer's."""
     base = issuer.rstrip("/")
-    async with httpx.AsyncClient(timeout=TIMEOUT) if http is None else _borrowed(http) as client:
+    async with httpx.AsyncClient(timeout=TIMEOUT) if http is None else contextlib.nullcontext(http) as client:
         try:
             resp = await client.post(f"{base}/api/accounts/deviceauth/usercode", json={"client_id": CLIENT_ID})
         except httpx.HTTPError as exc:
@@ -367,19 +368,6 @@ async def device_login(
             if loop.time() + interval > deadline:
                 raise OAuthError(f"The code was not approved within {timeout / 60:.0f} min.")
             await asyncio.sleep(interval)
-
-
-class _borrowed:
-    """`async with` for a caller-owned client: does not close it."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        return self.client
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 def _json_object(resp: httpx.Response) -> dict[str, Any]:

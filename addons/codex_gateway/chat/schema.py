@@ -44,10 +44,6 @@ def _depth(value: Any) -> int:
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
