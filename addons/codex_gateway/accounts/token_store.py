@@ -78,9 +78,7 @@ def atomic_write_json(path: Path, doc: Any, *, durable: bool = True) -> None:
 @contextlib.asynccontextmanager
 async def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> AsyncIterator[None]:
     """An exclusive flock that waits without blocking the event loop (and stays cancellable)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    with _lock_file(path) as fd:
         deadline = time.monotonic() + timeout
         delay = 0.002
         while True:
@@ -92,26 +90,27 @@ async def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> AsyncIterato
                     raise TimeoutError(f"{path} stayed locked for {timeout:.0f} s") from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        yield
 
 
 @contextlib.contextmanager
 def sync_file_lock(path: Path) -> Iterator[None]:
     """A blocking flock, for sections that last microseconds (state.json read-merge-write)."""
+    with _lock_file(path) as fd:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def _lock_file(path: Path) -> Iterator[int]:
+    """The open lock file (created 0600 if missing) for the caller to flock; unlocked and closed on the way out,
+    whether the caller got the lock or not (unlocking a lock not held is a no-op)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield fd
     finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 
 import orjson
@@ -27,6 +26,7 @@ from mitmproxy import http
 from mitmproxy.contentviews import Metadata
 from mitmproxy.contentviews import SyntaxHighlight
 
+from ..chat.completion import FoldedChunks
 from ..chat.completion import ToolCall
 from ..chat.completion import fold_chunks
 from ..chat.stream import ChatStream
@@ -58,24 +58,14 @@ _RESPONSE_KEYS = ("id", "status", "model", "error", "incomplete_details", "usage
 # -- the client's answer -----------------------------------------------------------------------------------
 
 
-@dataclass
-class ChatAnswer:
-    """What a chat client ends up with, whichever way the answer travelled."""
+@dataclass(kw_only=True)
+class ChatAnswer(FoldedChunks):
+    """What a chat client ends up with, whichever way the answer travelled: the answer itself, plus how it came."""
 
     source: str
     streamed: bool | None = None
-    chunks: int = 0
     done: bool = False
-    id: str | None = None
-    model: str | None = None
-    finish_reason: str | None = None
-    content: str = ""
-    reasoning: str = ""
-    refusal: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    usage: dict[str, Any] | None = None
     usage_sent: bool | None = None
-    error: dict[str, Any] | None = None
 
 
 def chat_answer(data: bytes, status: int, headers: Mapping[str, str], meta: Mapping[str, Any] | None) -> ChatAnswer:
@@ -110,21 +100,7 @@ def chat_answer(data: bytes, status: int, headers: Mapping[str, str], meta: Mapp
 
 def _answer_from_chunks(chunks: list[dict[str, Any]], *, source: str) -> ChatAnswer:
     folded = fold_chunks(chunks)
-    return ChatAnswer(
-        source=source,
-        streamed=True,
-        chunks=folded.chunks,
-        id=folded.id,
-        model=folded.model,
-        finish_reason=folded.finish_reason,
-        content=folded.content,
-        reasoning=folded.reasoning,
-        refusal=folded.refusal,
-        tool_calls=folded.tool_calls,
-        usage=folded.usage,
-        usage_sent=True if folded.usage else None,
-        error=folded.error,
-    )
+    return ChatAnswer(source=source, streamed=True, usage_sent=True if folded.usage else None, **vars(folded))
 
 
 def _from_completion(doc: dict[str, Any]) -> ChatAnswer:
@@ -384,13 +360,8 @@ def _clip(value: Any) -> Any:
 class ChatContentview(contentviews.Contentview):
     """The client's side of a gateway answer (see the module docstring)."""
 
-    @property
-    def name(self) -> str:
-        return "Chat"
-
-    @property
-    def syntax_highlight(self) -> SyntaxHighlight:
-        return "yaml"
+    name = "Chat"
+    syntax_highlight: SyntaxHighlight = "yaml"
 
     def prettify(self, data: bytes, metadata: Metadata) -> str:
         response = metadata.http_message
@@ -405,13 +376,8 @@ class ChatContentview(contentviews.Contentview):
 class CodexSSEContentview(contentviews.Contentview):
     """Server-sent events as a readable list; on gateway flows, the upstream Codex stream."""
 
-    @property
-    def name(self) -> str:
-        return "Codex SSE"
-
-    @property
-    def syntax_highlight(self) -> SyntaxHighlight:
-        return "yaml"
+    name = "Codex SSE"
+    syntax_highlight: SyntaxHighlight = "yaml"
 
     def prettify(self, data: bytes, metadata: Metadata) -> str:
         flow = metadata.flow
