@@ -167,7 +167,7 @@ def test_message(status: int, body: bytes, message: str) -> None:
     assert upstream_error(status, body, {}).message == message
 
 
-# -- 429 usage limit and retry headers (§2.4, §4.5) ------------------------------------------------------------
+# -- 429 usage limit (resets_at / resets_in_seconds) → retry-after, and no SDK retry beyond 120 s ---------------
 
 
 @pytest.mark.parametrize(

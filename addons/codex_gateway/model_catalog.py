@@ -2,8 +2,9 @@
 
 Source order:
 
-1. live: `GET {codex_upstream}/models?client_version=...` with an account's credentials (Codex's format
-   `{"models": [ModelInfo...]}`, protocol reference §3.9), kept in memory for `ttl` seconds and written to
+1. live: `GET {codex_upstream}/models?client_version=...` with an account's credentials (answered as
+   `{"models": [ModelInfo...]}`, Codex's model records: `slug`, `display_name`, `visibility`, `supported_in_api`,
+   `priority`, `context_window`, reasoning levels...), kept in memory for `ttl` seconds and written to
    `gateway_home/models_catalog.json` (the Codex CLI's own `models_cache.json` is only ever read);
 2. when the backend cannot be asked or fails: the live list still in memory (stale), then the gateway's disk
    cache (any age, same upstream), then `$CODEX_HOME/models_cache.json`, then a built-in list.

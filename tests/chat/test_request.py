@@ -1,4 +1,4 @@
-"""chat_request.translate_chat_request: chat.completions body → Codex Responses body, and its 400s."""
+"""chat.request.translate_chat_request: chat.completions body → Codex Responses body, and its 400s."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ RESULT: Msg = {"role": "tool", "tool_call_id": "call_1", "content": "42"}
 RESULT_ITEM = {"type": "function_call_output", "call_id": "call_1", "output": "42"}
 TOOL_F = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 
-# Fields the backend accepts (protocol §1.3); anything else in the body is an `Unsupported parameter` 400.
+# Fields the backend accepts; anything else in the body is an `Unsupported parameter` 400.
 CODEX_FIELDS = {
     "model",
     "instructions",

@@ -1,4 +1,4 @@
-"""chat_shape: the shape of a chat answer (what a replay compares), and whether the answer is a valid one."""
+"""chat.shape: the shape of a chat answer (what a replay compares), and whether the answer is a valid one."""
 
 from __future__ import annotations
 

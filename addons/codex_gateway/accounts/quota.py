@@ -42,7 +42,11 @@ _FALSE = {"false", "0", "no"}
 
 
 def parse_rate_limit_headers(headers: Mapping[str, str], now: float) -> dict[str, Any] | None:
-    """The `x-codex-*` family (protocol §2.5) as a JSON-able snapshot; None when the response has none."""
+    """The rate-limit headers as a JSON-able snapshot; None when the response has none.
+
+    The backend sends them on 200s and 429s: `x-codex-{primary,secondary}-{used-percent,window-minutes,reset-at,
+    reset-after-seconds}` (typically the 5-hour and the weekly window), `x-codex-plan-type`,
+    `x-codex-active-limit` and `x-codex-credits-*`."""
     return _parse(headers, now)[0]
 
 

@@ -1,4 +1,4 @@
-"""Images: the finished `image_generation_call` → an OpenAI images response (pure; see images.py).
+"""Images: the finished `image_generation_call` → an OpenAI images response (pure; requests: images/request.py).
 
 Upstream shapes: `response.output_item.done` with `{"type": "image_generation_call", "status": "completed",
 "result": <base64>, "revised_prompt", "size", "quality", "output_format", "background"}`;

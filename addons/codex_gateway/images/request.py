@@ -13,15 +13,15 @@ unknown ones) are dropped and listed in `meta["dropped"]`.
 Wiring (addon), for both endpoints; the answer is always buffered (no `response.stream`):
 
     body, meta = prepare_generation(raw, content_type)        # or prepare_edit(raw, content_type)
-    # GatewayError 400/415 → answer locally. Edits come as multipart/form-data: the route must accept that
-    # content type (routes.check_body only admits JSON today).
+    # GatewayError 400/415 → answer locally. Edits may come as multipart/form-data, which the route admits
+    # for them (http.routes.check_body(..., multipart=True)).
     upstream POST {codex_upstream}/responses, json body, the usual Codex headers (+ session_id: meta["session_id"])
     answer = buffered_answer(meta, status, headers, upstream_body)   # ClientAnswer (JSON)
 
 `meta` is a JSON-serializable dict (store it in flow metadata). `answer_from_events(events, meta)` and
 `answer_from_body(body, meta)` give `(http_status, images_response | error_envelope)`.
 
-The answer side (the finished `image_generation_call` → an images response) is in images_answer.py.
+The answer side (the finished `image_generation_call` → an images response) is in images/answer.py.
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ _BARE_BASE64 = re.compile(r"^[A-Za-z0-9+/=_-]{80,}$")
 def prepare_generation(
     body: bytes, content_type: str | None, *, orchestrator: str = DEFAULT_ORCHESTRATOR, forward_model: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`POST /v1/images/generations` (JSON, as the SDK sends it; a form body is accepted too)."""
+    """`POST /v1/images/generations`: JSON, as the SDK sends it (a multipart form parses too, but the route admits
+    multipart only for edits)."""
     fields, files = _fields(body, content_type)
     return _prepare("images.generations", fields, files, orchestrator, forward_model)
 
