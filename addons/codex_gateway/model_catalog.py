@@ -247,7 +247,7 @@ class ModelCatalog:
     def _failed(self, why: str) -> None:
         self.last_error = why
         self._failed_at = self.clock()
-        logger.warning(f"codex-gateway: fetching the model list from {self.upstream_url}/models failed ({why})")
+        logger.warning("codex-gateway: fetching the model list from %s/models failed (%s)", self.upstream_url, why)
 
     # -- fallbacks and state ----------------------------------------------------------------------------------
 
@@ -308,7 +308,7 @@ class ModelCatalog:
             tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
             os.replace(tmp, self.cache_path)
         except OSError as e:
-            logger.warning(f"codex-gateway: could not write {self.cache_path} ({e})")
+            logger.warning("codex-gateway: could not write %s (%s)", self.cache_path, e)
             try:
                 tmp.unlink(missing_ok=True)
             except OSError:
