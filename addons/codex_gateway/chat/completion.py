@@ -12,17 +12,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import NamedTuple
 
 __all__ = ["FoldedChunks", "ToolCall", "completion_from_chunks", "fold_chunks"]
 
 Chunk = dict[str, Any]
 
 
-@dataclass
-class ToolCall:
-    id: str = ""
-    name: str = ""
-    arguments: str = ""
+class ToolCall(NamedTuple):
+    """One accumulated tool call (a tuple, so it also compares equal to `(id, name, arguments)`)."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass
@@ -48,7 +50,7 @@ def fold_chunks(chunks: Iterable[Chunk]) -> FoldedChunks:
     content: list[str] = []
     reasoning: list[str] = []
     refusal: list[str] = []
-    calls: dict[int, ToolCall] = {}
+    calls: dict[int, list[str]] = {}  # index → [id, name, arguments]
     count = 0
     for chunk in chunks:
         if "error" in chunk and "choices" not in chunk:
@@ -74,17 +76,17 @@ def fold_chunks(chunks: Iterable[Chunk]) -> FoldedChunks:
                 out.finish_reason = choice["finish_reason"]
     out.chunks = count
     out.content, out.reasoning, out.refusal = "".join(content), "".join(reasoning), "".join(refusal)
-    out.tool_calls = [call for _, call in sorted(calls.items())]
+    out.tool_calls = [ToolCall(*call) for _, call in sorted(calls.items())]
     return out
 
 
-def _add_call_delta(calls: dict[int, ToolCall], tc: dict[str, Any]) -> None:
+def _add_call_delta(calls: dict[int, list[str]], tc: dict[str, Any]) -> None:
     fn = tc.get("function") or {}
     index = tc.get("index")
-    call = calls.setdefault(index if isinstance(index, int) else len(calls), ToolCall())
-    call.id = call.id or tc.get("id") or ""
-    call.name += fn.get("name") or ""
-    call.arguments += fn.get("arguments") or ""
+    call = calls.setdefault(index if isinstance(index, int) else len(calls), ["", "", ""])
+    call[0] = call[0] or tc.get("id") or ""
+    call[1] += fn.get("name") or ""
+    call[2] += fn.get("arguments") or ""
 
 
 def completion_from_chunks(chunks: list[Chunk]) -> dict[str, Any]:
