@@ -3,7 +3,9 @@
 `addons/` is not installed into the venv, so it is put on `sys.path` here (`import codex_gateway` then works in
 every test module). The helpers below are plain functions, imported as `from tests.conftest import ...`:
 recorded upstream streams, a strict parser for the gateway's chat SSE output, and one checker that states
-everything a strict Chat Completions client relies on (protocol reference §4).
+everything a strict Chat Completions client (the OpenAI SDKs) relies on: one id, `chat.completion.chunk`
+objects, tool calls opened in order and then only extended, one finish chunk, a usage chunk only when asked
+for, `[DONE]` last, and a failure reported as an `{"error": ...}` event instead of a finish.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ class ChatSummary:
 
 
 def check_chat_stream(events: list[Any], *, include_usage: bool) -> ChatSummary:
-    """Asserts that `events` is a valid chat.completion.chunk stream (§4.2–§4.5) and summarises it."""
+    """Asserts that `events` is a valid chat.completion.chunk stream (see the module docstring) and summarises it."""
     assert events, "empty chat stream"
     ok = events[-1] == DONE
     errors = [e for e in events if isinstance(e, dict) and "error" in e]
@@ -208,7 +210,7 @@ def check_chat_stream(events: list[Any], *, include_usage: bool) -> ChatSummary:
         else:
             assert not usage_chunks
     else:
-        assert not finish_at, "a failed answer has no finish_reason (§4.4)"
+        assert not finish_at, "a failed answer has no finish_reason"
         assert not usage_chunks
     return summary
 

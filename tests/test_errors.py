@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from codex_gateway.errors import GatewayError
+from codex_gateway.errors import human_duration
 from codex_gateway.errors import upstream_error
 
 USAGE_LIMIT = {
@@ -166,7 +167,7 @@ def test_message(status: int, body: bytes, message: str) -> None:
     assert upstream_error(status, body, {}).message == message
 
 
-# -- 429 usage limit and retry headers (§2.4, §4.5) ------------------------------------------------------------
+# -- 429 usage limit (resets_at / resets_in_seconds) → retry-after, and no SDK retry beyond 120 s ---------------
 
 
 @pytest.mark.parametrize(
@@ -210,6 +211,22 @@ def test_usage_limit_message_names_plan_and_wait() -> None:
 )
 def test_usage_limit_message_wait_units(now: float, wait: str) -> None:
     assert upstream_error(429, j(RESETS_AT_ONLY), {}, now=now).message.endswith(f"Try again in {wait}.")
+
+
+HUMAN_DURATIONS = [
+    (0, "0 s"),
+    (0.2, "1 s"),
+    (119, "119 s"),
+    (120, "2 min"),
+    (7199, "120 min"),
+    (7200, "2.0 h"),
+    (-5, "0 s"),
+]
+
+
+@pytest.mark.parametrize("seconds, text", HUMAN_DURATIONS)
+def test_human_duration(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text
 
 
 # -- 401 --------------------------------------------------------------------------------------------------------

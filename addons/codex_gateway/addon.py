@@ -137,7 +137,7 @@ class CodexGateway:
         self.writer.registered = True
         self.writer.keeps_flows = ctx.master.addons.get("view") is not None  # mitmweb shows flows later
         if self._switch_listener is not None and ctx.options.mode == ["regular"]:
-            logger.info(f"codex-gateway: no --mode given, switching the listener to {DEFAULT_LISTEN}")
+            logger.info("codex-gateway: no --mode given, switching the listener to %s", DEFAULT_LISTEN)
             # Lazy: an eager reverse proxy would connect to the nominal target for every client connection,
             # even for requests the gateway answers itself.
             ctx.options.update(mode=[DEFAULT_LISTEN], connection_strategy="lazy")
@@ -146,7 +146,9 @@ class CodexGateway:
         if self._switch_listener is not None:
             self._switch_listener.active = False
         assert self.settings is not None
-        logger.info(f"codex-gateway {__version__}: /v1/chat/completions → {self.settings.upstream_url('/responses')}")
+        logger.info(
+            "codex-gateway %s: /v1/chat/completions → %s", __version__, self.settings.upstream_url("/responses")
+        )
         commands.running()  # inspection: the summary column in mitmweb's flow list
 
     # -- hooks ------------------------------------------------------------------------------------------
@@ -411,7 +413,7 @@ def _fail_closed_on_bad_options() -> None:
     problems = deferred_option_problems(master.options)
     if problems:
         for problem in problems:
-            logger.error(f"codex-gateway: {problem}")  # during start-up, mitmproxy exits 1 on a logged error
+            logger.error("codex-gateway: %s", problem)  # during start-up, mitmproxy exits 1 on a logged error
         proxyserver = master.addons.get("proxyserver")
         if proxyserver is not None and proxyserver.is_running:
             master.shutdown()  # a hot reload: nothing else would stop the untranslated forwarding

@@ -16,7 +16,19 @@ from typing import Any
 
 import orjson
 
-__all__ = ["GatewayError", "upstream_error", "failure_status", "bad_request", "parse_json_object", "STATUS_TYPES"]
+__all__ = [
+    "GatewayError",
+    "LOGIN_HINT",
+    "STATUS_TYPES",
+    "bad_request",
+    "failure_status",
+    "human_duration",
+    "parse_json_object",
+    "upstream_error",
+]
+
+# What every "no usable ChatGPT login" error ends with (missing, expired, revoked or rejected: the fix is the same).
+LOGIN_HINT = "Log in with `codex login` (or `.venv/bin/python scripts/accounts.py login`) and try again."
 
 STATUS_TYPES = {
     400: "invalid_request_error",
@@ -56,8 +68,9 @@ class GatewayError(Exception):
 
 
 def failure_status(code: Any, etype: Any = None) -> tuple[int, str]:
-    """HTTP status and error type for an answer that failed inside the stream, from the upstream error code
-    (protocol reference §2.4): what a non-streamed client gets instead of a 200."""
+    """HTTP status and error type for an answer that failed inside the stream: what a non-streamed client gets
+    instead of a 200. `code` and `etype` are the `error.code`/`error.type` of the upstream `response.failed` (or
+    `error`) event; the codes below are the ones the Codex CLI itself tells apart."""
     if code in ("rate_limit_exceeded", "usage_limit_reached") or etype == "rate_limit_error":
         return 429, "rate_limit_error"
     if code == "insufficient_quota":
@@ -126,14 +139,13 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], now: fl
                 out_headers["x-should-retry"] = "false"
         if code == "usage_limit_reached":
             plan = _s(err.get("plan_type")) if isinstance(err, dict) else None
-            when = f" Try again in {_human(retry)}." if retry is not None else ""
+            when = f" Try again in {human_duration(retry)}." if retry is not None else ""
             message = f"{message.rstrip('.')} for this ChatGPT{' ' + plan if plan else ''} account.{when}"
         return GatewayError(429, message, type="rate_limit_error", param=param, code=code, headers=out_headers)
     if status == 401:
-        hint = "Sign in again with the Codex CLI (`codex login`) or `scripts/accounts.py login`."
         base = message or "The ChatGPT login was rejected by the Codex backend."
-        return GatewayError(401, f"{base.rstrip('.')}. {hint}", param=param, code=code or "invalid_api_key")
-    if status in (403, 404, 409, 413, 422) or 400 <= status < 500:
+        return GatewayError(401, f"{base.rstrip('.')}. {LOGIN_HINT}", param=param, code=code or "invalid_api_key")
+    if 400 <= status < 500:
         text = message or _snippet(body) or f"The Codex backend answered HTTP {status}."
         if status == 403 and not isinstance(parsed, dict):
             text = f"The Codex backend refused the request (HTTP 403): {_snippet(body) or 'no details'}"
@@ -141,9 +153,8 @@ def upstream_error(status: int, body: bytes, headers: Mapping[str, str], now: fl
     text = message or _snippet(body) or "no details"
     if not message:
         text = f"The Codex backend failed (HTTP {status}): {text}"
-    for name in ("retry-after",):
-        if name in headers:
-            out_headers[name] = headers[name]
+    if "retry-after" in headers:
+        out_headers["retry-after"] = headers["retry-after"]
     return GatewayError(status if status >= 500 else 502, text, type="server_error", code=code, headers=out_headers)
 
 
@@ -160,9 +171,9 @@ def _retry_after(err: Mapping[str, Any], headers: Mapping[str, str], now: float 
     return None
 
 
-def _human(seconds: int | None) -> str:
-    if seconds is None:
-        return "later"
+def human_duration(seconds: float) -> str:
+    """A wait or an age as people say it: `45 s`, `12 min`, `3.5 h` (whole seconds, rounded up)."""
+    seconds = max(0, math.ceil(seconds))
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:

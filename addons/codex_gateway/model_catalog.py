@@ -2,8 +2,9 @@
 
 Source order:
 
-1. live: `GET {codex_upstream}/models?client_version=...` with an account's credentials (Codex's format
-   `{"models": [ModelInfo...]}`, protocol reference §3.9), kept in memory for `ttl` seconds and written to
+1. live: `GET {codex_upstream}/models?client_version=...` with an account's credentials (answered as
+   `{"models": [ModelInfo...]}`, Codex's model records: `slug`, `display_name`, `visibility`, `supported_in_api`,
+   `priority`, `context_window`, reasoning levels...), kept in memory for `ttl` seconds and written to
    `gateway_home/models_catalog.json` (the Codex CLI's own `models_cache.json` is only ever read);
 2. when the backend cannot be asked or fails: the live list still in memory (stale), then the gateway's disk
    cache (any age, same upstream), then `$CODEX_HOME/models_cache.json`, then a built-in list.
@@ -246,7 +247,7 @@ class ModelCatalog:
     def _failed(self, why: str) -> None:
         self.last_error = why
         self._failed_at = self.clock()
-        logger.warning(f"codex-gateway: fetching the model list from {self.upstream_url}/models failed ({why})")
+        logger.warning("codex-gateway: fetching the model list from %s/models failed (%s)", self.upstream_url, why)
 
     # -- fallbacks and state ----------------------------------------------------------------------------------
 
@@ -307,7 +308,7 @@ class ModelCatalog:
             tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
             os.replace(tmp, self.cache_path)
         except OSError as e:
-            logger.warning(f"codex-gateway: could not write {self.cache_path} ({e})")
+            logger.warning("codex-gateway: could not write %s (%s)", self.cache_path, e)
             try:
                 tmp.unlink(missing_ok=True)
             except OSError:

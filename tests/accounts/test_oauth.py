@@ -86,7 +86,7 @@ async def test_browser_login_with_simulated_browser(issuer: FakeIssuer) -> None:
     port = next(line.split()[-1] for line in lines if line.startswith("Callback server listening"))
     assert sent["redirect_uri"] == f"http://localhost:{port}/auth/callback"
     exchange = [c for c in issuer.calls if c.grant_type == "authorization_code"]
-    assert [(c.status, c.encoding) for c in exchange] == [(200, "form")]  # §3.3: form-encoded
+    assert [(c.status, c.encoding) for c in exchange] == [(200, "form")]  # the code exchange is form-encoded
 
 
 async def test_wrong_state_is_refused_and_the_real_redirect_still_works(issuer: FakeIssuer) -> None:

@@ -85,7 +85,7 @@ async def test_expired_token_is_refreshed_once_and_file_keeps_layout(
     creds = await store.fresh()
     assert creds.access_token != old.access_token
     assert issuer.count("refresh_token") == 1
-    assert issuer.calls[0].encoding == "json"  # §3.4: the refresh is a JSON POST
+    assert issuer.calls[0].encoding == "json"  # as the Codex CLI sends it: the refresh is a JSON POST
     doc = read_doc(path)
     assert doc["custom_key"] == {"kept": True}  # unknown keys survive
     assert doc["auth_mode"] == "chatgpt" and doc["OPENAI_API_KEY"] is None

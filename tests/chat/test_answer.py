@@ -1,4 +1,4 @@
-"""client_answer: a whole upstream Codex body → the chat client's answer (JSON completion, SSE, or envelope)."""
+"""chat.answer: a whole upstream Codex body → the chat client's answer (JSON completion, SSE, or envelope)."""
 
 from __future__ import annotations
 

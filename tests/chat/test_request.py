@@ -1,8 +1,7 @@
-"""chat_request.translate_chat_request: chat.completions body → Codex Responses body, and its 400s."""
+"""chat.request.translate_chat_request: chat.completions body → Codex Responses body, and its 400s."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from typing import Any
@@ -11,7 +10,6 @@ import pytest
 from codex_gateway.chat.request import DEFAULT_INSTRUCTIONS
 from codex_gateway.chat.request import CodexRequest
 from codex_gateway.chat.request import translate_chat_request
-from codex_gateway.chat.request import uuid4_string
 from codex_gateway.errors import GatewayError
 
 Msg = dict[str, Any]
@@ -24,7 +22,7 @@ RESULT: Msg = {"role": "tool", "tool_call_id": "call_1", "content": "42"}
 RESULT_ITEM = {"type": "function_call_output", "call_id": "call_1", "output": "42"}
 TOOL_F = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 
-# Fields the backend accepts (protocol §1.3); anything else in the body is an `Unsupported parameter` 400.
+# Fields the backend accepts; anything else in the body is an `Unsupported parameter` 400.
 CODEX_FIELDS = {
     "model",
     "instructions",
@@ -561,12 +559,6 @@ def test_legacy_function_parameters_are_a_clear_400(legacy: str) -> None:
     with pytest.raises(GatewayError) as e:
         translate_chat_request(json.dumps(body).encode())
     assert (e.value.status, e.value.param, e.value.code) == (400, legacy, "unsupported_parameter")
-
-
-def test_uuid4_string_is_what_the_uuid_module_writes() -> None:
-    for n in range(300):
-        digest = hashlib.sha256(str(n).encode()).digest()
-        assert uuid4_string(digest) == str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""chat_shape: the shape of a chat answer (what a replay compares), and whether the answer is a valid one."""
+"""chat.shape: the shape of a chat answer (what a replay compares), and whether the answer is a valid one."""
 
 from __future__ import annotations
 
@@ -201,3 +201,8 @@ SAME_AS = [
 @pytest.mark.parametrize("now, diffs", [s[1:] for s in SAME_AS], ids=[s[0] for s in SAME_AS])
 def test_same_as(now: ChatShape, diffs: list[str]) -> None:
     assert now.same_as(BASE) == diffs
+
+
+def test_an_error_payload_that_is_not_an_object_is_recorded_not_raised() -> None:
+    shape = shape_of_answer(200, SSE, sse(chunk([delta({"content": "a"})]), {"error": "boom"}))
+    assert (shape.error, shape.has_text) == ("boom", True)

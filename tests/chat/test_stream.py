@@ -1,4 +1,4 @@
-"""chat_stream.ChatStream (Responses events → chat chunks) and completion_from_chunks, at the event level."""
+"""chat.stream.ChatStream (Responses events → chat chunks) and completion_from_chunks, at the event level."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def run(events: list[Event], *, include_usage: bool = False, stop: tuple[str, ..
     return check_chat_stream(stream, include_usage=include_usage)
 
 
-# -- finish_reason mapping (§4.4) ------------------------------------------------------------------------------
+# -- finish_reason: completed → stop or tool_calls, incomplete → length or content_filter, failed → none ----
 
 FINISH_CASES = [
     ("completed-text", [CREATED, text("hi"), completed()], "stop"),
@@ -317,7 +317,7 @@ def test_empty_reasoning_item_still_gives_role_and_finish() -> None:
     assert (got.content, got.reasoning, got.finish_reason) == ("", "", "stop")
 
 
-# -- tool calls (§4.3) -----------------------------------------------------------------------------------------
+# -- tool calls: opened with index, id, type and name, then argument fragments only, one call at a time --------
 
 
 def test_interleaved_calls_are_serialized_in_order() -> None:
@@ -441,7 +441,7 @@ def test_without_response_id_the_id_is_random_but_well_formed() -> None:
         ),
         pytest.param(
             [
-                {"type": "response.created", "response": {"id": "resp1"}},  # protocol §2.6 C: no created_at
+                {"type": "response.created", "response": {"id": "resp1"}},  # Codex's own minimal fixture: no created_at
                 text("hi"),
                 {"type": "response.completed", "response": {"id": "resp1", "created_at": 1760000123}},
             ],
@@ -619,7 +619,7 @@ def test_completion_equals_sdk_accumulation(name: str) -> None:
     assert (ours["id"], ours["created"], ours["model"], ours["object"]) == (sdk.id, sdk.created, sdk.model, sdk.object)
     assert ours["choices"][0]["finish_reason"] == sdk.choices[0].finish_reason
     assert msg["role"] == sdk_msg.role
-    # The SDK keeps the role chunk's content "" for tool-call-only answers; the gateway says null (§4.1).
+    # The SDK keeps the role chunk's content "" for tool-call-only answers; the gateway says null, as the API does.
     assert msg["content"] == (sdk_msg.content if msg["content"] is not None else None)
     assert msg["refusal"] == sdk_msg.refusal
     assert msg.get("reasoning_content") == getattr(sdk_msg, "reasoning_content", None)

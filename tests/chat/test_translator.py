@@ -1,4 +1,4 @@
-"""chat_sse.ChatSSETranslator over recorded upstream streams: chunking-independent bytes, valid chat streams.
+"""chat.translator.ChatSSETranslator over recorded upstream streams: chunking-independent bytes, valid chat streams.
 
 Each recorded stream in tests/fixtures/streams/ has one row in EXPECTED saying what a client must end up with.
 """
@@ -99,7 +99,7 @@ EXPECTED: dict[str, Expect] = {
     ),
     "unknown_events.sse": Expect("chatcmpl-unknown01", "stop", content="Still fine.", usage=usage(10, 3)),
     "dataless_events.sse": Expect("chatcmpl-dataless01", "stop", content="Dataless", usage=usage(10, 2)),
-    # Protocol §2.6 C: no created_at and no usage upstream (the usage chunk then reports zeros, never null).
+    # Codex's own minimal fixture: no created_at and no usage upstream (the usage chunk then reports zeros, never null).
     "minimal_codex.sse": Expect(
         "chatcmpl-resp1", "stop", content="fixture hello", created=FALLBACK_CREATED, usage=usage(0, 0)
     ),

@@ -1,4 +1,4 @@
-"""responses_api.prepare: `/v1/responses` body → a body the Codex backend accepts, and its 400s.
+"""responses.request.prepare: `/v1/responses` body → a body the Codex backend accepts, and its 400s.
 
 Every prepared body is also run through the fake backend's rules (`validate_responses_body`), so a fix-up that
 the real backend would still reject fails here. The recorded Codex CLI requests (tests/fixtures/codex_cli) are

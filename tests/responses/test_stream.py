@@ -1,4 +1,4 @@
-"""responses_stream: the `/v1/responses` SSE pass-through, the non-streamed aggregate, and buffered answers.
+"""responses.stream: the `/v1/responses` SSE pass-through, the non-streamed aggregate, and buffered answers.
 
 The gateway's output is checked against the real OpenAI SDK (`responses.create(stream=True)`,
 `responses.stream()`, non-streamed `responses.create`) through an in-memory transport, so "the SDK gets a
@@ -536,7 +536,7 @@ CODEX_CLI = os.environ.get("CODEX_CLI")  # e.g. /tmp/codexcli/node_modules/.bin/
 
 @pytest.mark.skipif(not CODEX_CLI, reason="set CODEX_CLI to a Codex CLI binary to run it through the gateway pieces")
 def test_codex_cli_tool_turn_through_prepare_and_pass_through(tmp_path: Path) -> None:
-    """`codex exec` → a minimal gateway (responses_api.prepare, session headers, ResponsesSSEPassThrough) →
+    """`codex exec` → a minimal gateway (responses.request.prepare, session headers, ResponsesSSEPassThrough) →
     the strict fake backend: a reasoning + exec_command turn, then the final answer."""
     assert CODEX_CLI is not None
 

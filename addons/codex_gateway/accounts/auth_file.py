@@ -18,13 +18,13 @@ from typing import Any
 
 import orjson
 
+from ..errors import LOGIN_HINT
 from ..errors import GatewayError
 
 __all__ = [
     "AuthRecord",
     "Credentials",
     "CodexAuthFile",
-    "LOGIN_HINT",
     "default_codex_home",
     "default_gateway_home",
     "format_iso",
@@ -34,7 +34,6 @@ __all__ = [
     "short_id",
 ]
 
-LOGIN_HINT = "Run `codex login` (or `scripts/accounts.py login`) and try again."
 AUTH_CLAIMS = "https://api.openai.com/auth"
 
 

@@ -1,14 +1,15 @@
 """ChatGPT OAuth with the Codex CLI's public client: refresh, browser (PKCE) login and device-code login.
 
-Everything follows the Codex CLI's wire format (protocol reference §3), so tokens obtained here are
-interchangeable with `codex login`'s. Pure asyncio + httpx: nothing here imports mitmproxy, and no function
-logs or formats a token.
+Everything follows the Codex CLI's wire format (its public client id, `https://auth.openai.com/oauth/token`,
+the callback on `localhost:1455`), so tokens obtained here are interchangeable with `codex login`'s. Pure
+asyncio + httpx: nothing here imports mitmproxy, and no function logs or formats a token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -74,7 +75,8 @@ class TokenResponse:
 
 
 def pkce_pair() -> tuple[str, str]:
-    """(verifier, challenge): 64 random bytes b64url without padding, and its S256 challenge (§3.2)."""
+    """(verifier, challenge): 64 random bytes b64url without padding, and b64url(sha256(verifier)), as the Codex
+    CLI makes them."""
     verifier = _b64url(secrets.token_bytes(64))
     return verifier, _b64url(hashlib.sha256(verifier.encode()).digest())
 
@@ -105,7 +107,9 @@ def authorize_url(issuer: str, redirect_uri: str, challenge: str, state: str, or
 
 
 async def refresh_tokens(http: httpx.AsyncClient | None, issuer: str, refresh_token: str) -> dict[str, str]:
-    """The refresh grant (§3.4): JSON body; returns the present string fields among id/access/refresh token."""
+    """The refresh grant, a JSON body as the Codex CLI sends it; returns the string fields present among
+    id/access/refresh token (each is optional: present ones replace the stored ones, and the refresh token
+    rotates)."""
     body = {"client_id": CLIENT_ID, "grant_type": "refresh_token", "refresh_token": refresh_token}
     data = await _token_call(http, issuer, json=body, refresh=True)
     return {k: v for k in ("id_token", "access_token", "refresh_token") if isinstance(v := data.get(k), str) and v}
@@ -114,7 +118,7 @@ async def refresh_tokens(http: httpx.AsyncClient | None, issuer: str, refresh_to
 async def exchange_code(
     http: httpx.AsyncClient | None, issuer: str, code: str, redirect_uri: str, verifier: str
 ) -> TokenResponse:
-    """The authorization-code grant (§3.3): form body; all three tokens are required."""
+    """The authorization-code grant: a form-encoded body; all three tokens are required in the answer."""
     form = {
         "grant_type": "authorization_code",
         "code": code,
@@ -152,7 +156,8 @@ async def _token_call(http: httpx.AsyncClient | None, issuer: str, *, refresh: b
         f"the token endpoint answered HTTP {resp.status_code}" + (f" ({code}: {message})" if code else ""),
         code=code,
         status=resp.status_code,
-        # §3.4: these codes, and any 401, mean the refresh token is dead; anything else may pass.
+        # As the Codex CLI judges a refresh: these codes (expired, reused, invalidated) and any 401 mean the
+        # refresh token is dead for good; anything else may pass.
         permanent=refresh and (code in PERMANENT_REFRESH_CODES or resp.status_code == 401),
     )
     header = resp.headers.get("retry-after", "").strip()
@@ -331,9 +336,11 @@ async def device_login(
     timeout: float = DEVICE_TIMEOUT_S,
     http: httpx.AsyncClient | None = None,
 ) -> TokenResponse:
-    """Device-code login (§3.8) for machines without a browser; `poll_interval` overrides the issuer's."""
+    """Device-code login for machines without a browser: ask for a user code, have the user enter it at
+    `{issuer}/codex/device`, poll until approved (403/404 mean pending), then exchange the code it yields as
+    in a browser login. `poll_interval` overrides the issuer's."""
     base = issuer.rstrip("/")
-    async with httpx.AsyncClient(timeout=TIMEOUT) if http is None else _borrowed(http) as client:
+    async with httpx.AsyncClient(timeout=TIMEOUT) if http is None else contextlib.nullcontext(http) as client:
         try:
             resp = await client.post(f"{base}/api/accounts/deviceauth/usercode", json={"client_id": CLIENT_ID})
         except httpx.HTTPError as exc:
@@ -367,19 +374,6 @@ async def device_login(
             if loop.time() + interval > deadline:
                 raise OAuthError(f"The code was not approved within {timeout / 60:.0f} min.")
             await asyncio.sleep(interval)
-
-
-class _borrowed:
-    """`async with` for a caller-owned client: does not close it."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        return self.client
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 def _json_object(resp: httpx.Response) -> dict[str, Any]:

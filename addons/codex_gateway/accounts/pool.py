@@ -25,7 +25,9 @@ from typing import Any
 
 import httpx
 
+from ..errors import LOGIN_HINT
 from ..errors import GatewayError
+from ..errors import human_duration
 from .auth_file import AuthRecord
 from .auth_file import Credentials
 from .auth_file import format_iso
@@ -39,8 +41,6 @@ from .quota import RateLimitParser
 from .quota import StateFile
 from .quota import effective_used
 from .quota import exhausted_until
-from .quota import human_duration
-from .token_store import RELOGIN
 from .token_store import TokenStore
 from .token_store import atomic_write_json
 
@@ -138,7 +138,7 @@ class AccountPool:
         if not accounts:
             raise GatewayError(
                 401,
-                f"No ChatGPT login found (neither {self.codex_file} nor {self.accounts_dir}/*.json). {RELOGIN}",
+                f"No ChatGPT login found (neither {self.codex_file} nor {self.accounts_dir}/*.json). {LOGIN_HINT}",
                 code="no_login",
             )
         now = self.clock()
@@ -186,7 +186,7 @@ class AccountPool:
         account = self._accounts().get(lease.key)
         if account is None:
             raise GatewayError(
-                401, f"The ChatGPT login of {lease.credentials.label} was removed. {RELOGIN}", code="no_login"
+                401, f"The ChatGPT login of {lease.credentials.label} was removed. {LOGIN_HINT}", code="no_login"
             )
         creds = await account.store.after_unauthorized(lease.credentials.access_token)
         return Lease(lease.key, creds)

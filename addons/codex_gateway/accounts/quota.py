@@ -42,7 +42,11 @@ _FALSE = {"false", "0", "no"}
 
 
 def parse_rate_limit_headers(headers: Mapping[str, str], now: float) -> dict[str, Any] | None:
-    """The `x-codex-*` family (protocol §2.5) as a JSON-able snapshot; None when the response has none."""
+    """The rate-limit headers as a JSON-able snapshot; None when the response has none.
+
+    The backend sends them on 200s and 429s: `x-codex-{primary,secondary}-{used-percent,window-minutes,reset-at,
+    reset-after-seconds}` (typically the 5-hour and the weekly window), `x-codex-plan-type`,
+    `x-codex-active-limit` and `x-codex-credits-*`."""
     return _parse(headers, now)[0]
 
 
@@ -257,15 +261,6 @@ class StateFile:
         if not isinstance(accounts, dict):
             return {}
         return {str(k): AccountState.from_json(v) for k, v in accounts.items()}
-
-
-def human_duration(seconds: float) -> str:
-    seconds = max(0, math.ceil(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    if seconds < 7200:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _num(value: str | None) -> float | None:

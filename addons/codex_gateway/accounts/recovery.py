@@ -2,7 +2,7 @@
 
 mitmproxy cannot send a flow twice, so a retry is a side request (`send`, httpx in the addon) whose buffered
 answer replaces the flow's upstream answer; the client then gets it translated in one piece.
-- 401 `token_expired` / `token_invalidated`: refresh once (single flight, see accounts.py), retry once.
+- 401 `token_expired` / `token_invalidated`: refresh once (single flight, see token_store.py), retry once.
 - 429 `usage_limit_reached` (or a quota header at 100 %): cool that account down until its reset and retry on
   another account, as long as there is one.
 """

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import orjson
 
+from ..errors import LOGIN_HINT
 from ..errors import GatewayError
 from .auth_file import AuthRecord
 from .auth_file import Credentials
@@ -45,7 +46,6 @@ NO_EXP_MAX_AGE_S = 8 * 24 * 3600  # Codex's TOKEN_REFRESH_INTERVAL, for tokens w
 JUST_REFRESHED_S = 60  # a token this young is not refreshed again, even if its `exp` looks near (clock skew)
 LOCK_TIMEOUT_S = 60.0
 BACKOFF_S = (5, 10, 30, 60, 120)  # after transient failures: nobody calls the issuer before this elapsed
-RELOGIN = "Log in again with `codex login` or `.venv/bin/python scripts/accounts.py login`."
 
 
 def atomic_write_json(path: Path, doc: Any, *, durable: bool = True) -> None:
@@ -78,9 +78,7 @@ def atomic_write_json(path: Path, doc: Any, *, durable: bool = True) -> None:
 @contextlib.asynccontextmanager
 async def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> AsyncIterator[None]:
     """An exclusive flock that waits without blocking the event loop (and stays cancellable)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
+    with _lock_file(path) as fd:
         deadline = time.monotonic() + timeout
         delay = 0.002
         while True:
@@ -92,26 +90,27 @@ async def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> AsyncIterato
                     raise TimeoutError(f"{path} stayed locked for {timeout:.0f} s") from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+        yield
 
 
 @contextlib.contextmanager
 def sync_file_lock(path: Path) -> Iterator[None]:
     """A blocking flock, for sections that last microseconds (state.json read-merge-write)."""
+    with _lock_file(path) as fd:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+
+
+@contextlib.contextmanager
+def _lock_file(path: Path) -> Iterator[int]:
+    """The open lock file (created 0600 if missing) for the caller to flock; unlocked and closed on the way out,
+    whether the caller got the lock or not (unlocking a lock not held is a no-op)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield fd
     finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 
@@ -281,7 +280,7 @@ class TokenStore:
                 # help, and refreshing on every request would hammer the issuer.
                 raise GatewayError(
                     401,
-                    f"The Codex backend rejected the freshly refreshed ChatGPT login of {record.label}. {RELOGIN}",
+                    f"The Codex backend rejected the freshly refreshed ChatGPT login of {record.label}. {LOGIN_HINT}",
                     code="login_required",
                 )
         if self._dead_refresh == _fingerprint(record.refresh_token):
@@ -354,12 +353,12 @@ class TokenStore:
 
     def _no_login(self) -> GatewayError:
         where = self.problem or f"No ChatGPT login found at {self.path}"
-        return GatewayError(401, f"{where}. {RELOGIN}", code="no_login")
+        return GatewayError(401, f"{where}. {LOGIN_HINT}", code="no_login")
 
     def _permanent(self, record: AuthRecord, reason: str) -> GatewayError:
         return GatewayError(
             401,
-            f"The ChatGPT login of {record.label} has expired or was revoked ({reason}). {RELOGIN}",
+            f"The ChatGPT login of {record.label} has expired or was revoked ({reason}). {LOGIN_HINT}",
             code="login_required",
         )
 

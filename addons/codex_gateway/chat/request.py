@@ -8,7 +8,6 @@ parameter (n > 1, broken tool-call pairing) or dropped and recorded in `dropped`
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ..codex_request import conversation_key
 from ..errors import GatewayError
 from ..errors import bad_request
 from ..errors import parse_json_object
@@ -99,7 +99,7 @@ def translate_chat_request(raw: bytes, parsed: Any = None) -> CodexRequest:
     body["store"] = False
     body["stream"] = True
     body["include"] = ["reasoning.encrypted_content"] if effort is not None else []
-    session_id = req.prompt_cache_key or _derived_cache_key(body["instructions"], items)
+    session_id = req.prompt_cache_key or conversation_key(body["instructions"], items)
     body["prompt_cache_key"] = session_id
     text = _text_options(req)
     if text:
@@ -169,7 +169,7 @@ def _translate_messages(req: ChatRequest) -> tuple[str, list[dict[str, Any]]]:
             )
     if open_calls:
         first = min(open_calls.values())
-        ids = ", ".join(k for k, v in open_calls.items())
+        ids = ", ".join(open_calls)
         raise bad_request(
             f"An assistant message with 'tool_calls' must be followed by tool messages responding to each "
             f"'tool_call_id'. The following tool_call_ids did not have response messages: {ids}",
@@ -271,26 +271,7 @@ def _stop_sequences(stop: str | list[str] | None) -> tuple[str, ...]:
     return tuple(s for s in stops if s)
 
 
-def _derived_cache_key(instructions: str, items: list[dict[str, Any]]) -> str:
-    """A stable, uuid-shaped key for a conversation: the same on every turn, since the prefix does not change."""
-    first_user = None
-    for item in items:  # a loop, not next() over a generator: this runs on every request
-        if item.get("role") == "user":
-            first_user = item
-            break
-    seed = orjson.dumps([instructions, first_user["content"] if first_user else None])
-    return uuid4_string(hashlib.sha256(seed).digest())
-
-
-def uuid4_string(digest: bytes) -> str:
-    """`str(uuid.UUID(bytes=digest[:16], version=4))`, without the UUID object (this runs on every request)."""
-    h = digest[:16].hex()
-    # Version 4 in the 13th hex digit; the RFC 4122 variant (binary 10xx) in the 17th.
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
-
-
 _DROPPED = frozenset(DROPPED_FIELDS)
-_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 _TAGS = {

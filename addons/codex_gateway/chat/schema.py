@@ -44,10 +44,6 @@ def _depth(value: Any) -> int:
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -64,8 +60,9 @@ class ImageURL(_Loose):
     @field_validator("url")
     @classmethod
     def _image_reference(cls, url: str) -> str:
-        # What the backend accepts (protocol reference §1.3): an http(s) URL with a host, or a base64 data URL
-        # of a raster image; anything else would come back as a 400 naming a field the client never sent.
+        # What the backend accepts as an `input_image`: an http(s) URL with a host, or a base64 data URL of a
+        # raster image; anything else comes back as a 400 naming `input[i].content[j].image_url`, a field the
+        # client never sent.
         lower = url[:40].lower()
         if lower.startswith(("http://", "https://")):
             if urlsplit(url).hostname:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from ..sse import SSEDecoder
+from .completion import fold_chunks
 
 __all__ = ["ChatShape", "shape_of_answer"]
 
@@ -78,8 +79,7 @@ def _completion_shape(body: bytes, shape: ChatShape) -> None:
 def _stream_shape(body: bytes, shape: ChatShape, include_usage: bool | None) -> None:
     decoder = SSEDecoder()
     events = decoder.feed(body) + decoder.close()
-    ids: set[str] = set()
-    open_index = -1
+    numbered: list[tuple[int, dict[str, Any]]] = []  # (event number, chunk)
     for n, event in enumerate(events):
         if event.data == "[DONE]":
             shape.done = True
@@ -95,30 +95,40 @@ def _stream_shape(body: bytes, shape: ChatShape, include_usage: bool | None) -> 
         if not isinstance(chunk, dict):
             shape.problems.append(f"event {n} is not a JSON object")
             continue
-        if "error" in chunk:
-            shape.error = str(chunk["error"].get("message"))
-            continue
-        if chunk.get("object") != "chat.completion.chunk":
-            shape.problems.append(f"chunk {n} is not a chat.completion.chunk")
-        ids.add(str(chunk.get("id")))
-        if chunk.get("usage") and not chunk.get("choices"):
-            shape.usage_chunk = True
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if delta.get("content"):
-                shape.has_text = True
-            for tc in delta.get("tool_calls") or ():
-                index = tc.get("index")
-                if index == open_index + 1 and tc.get("id"):
-                    open_index = index
-                    shape.tool_calls.append(tc["function"]["name"])
-                elif index != open_index or tc.get("id"):
-                    shape.problems.append(f"tool call delta for index {index} out of order")
-            if choice.get("finish_reason"):
-                shape.finish_reason = choice["finish_reason"]
-    if len(ids) > 1:
-        shape.problems.append("chunk ids differ")
+        numbered.append((n, chunk))
+    shape.problems += _chunk_problems(numbered)
+    chunks = [chunk for _, chunk in numbered]
+    folded = fold_chunks(chunks)
+    shape.finish_reason = folded.finish_reason
+    shape.tool_calls = [call.name for call in folded.tool_calls]
+    shape.has_text = bool(folded.content)
+    shape.usage_chunk = any(c.get("usage") and not c.get("choices") for c in chunks)
+    if folded.error is not None:
+        shape.error = str(folded.error.get("message"))
     if not shape.done and shape.error is None:
         shape.problems.append("stream ended without [DONE] or an error event")
     if include_usage is not None and shape.usage_chunk != include_usage:
         shape.problems.append(f"usage chunk {'missing' if include_usage else 'sent without include_usage'}")
+
+
+def _chunk_problems(numbered: list[tuple[int, dict[str, Any]]]) -> list[str]:
+    """What a strict client would trip over: a foreign object, differing ids, tool calls opened out of order."""
+    problems: list[str] = []
+    ids: set[str] = set()
+    open_index = -1
+    for n, chunk in numbered:
+        if "error" in chunk and "choices" not in chunk:  # the final error payload, as fold_chunks reads it
+            continue
+        if chunk.get("object") != "chat.completion.chunk":
+            problems.append(f"chunk {n} is not a chat.completion.chunk")
+        ids.add(str(chunk.get("id")))
+        for choice in chunk.get("choices") or ():
+            for tc in (choice.get("delta") or {}).get("tool_calls") or ():
+                index = tc.get("index")
+                if index == open_index + 1 and tc.get("id"):
+                    open_index = index
+                elif index != open_index or tc.get("id"):
+                    problems.append(f"tool call delta for index {index} out of order")
+    if len(ids) > 1:
+        problems.append("chunk ids differ")
+    return problems

@@ -7,8 +7,6 @@ answered from the buffered upstream body. The metadata is all a later hook (or a
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -24,6 +22,7 @@ from ..chat.answer import machine_for
 from ..chat.request import DEFAULT_INSTRUCTIONS
 from ..chat.request import translate_chat_request
 from ..chat.translator import ChatSSETranslator
+from ..codex_request import uuid_key
 from ..errors import GatewayError
 from ..errors import bad_request
 from ..errors import parse_json_object
@@ -89,7 +88,7 @@ def prepare_upstream(
     if route is Route.COMPACT:
         doc = parse_json_object(raw)
         model = doc.get("model")
-        session_id = str(uuid.UUID(bytes=hashlib.sha256(raw).digest()[:16], version=4))
+        session_id = uuid_key(raw)
         headers = responses_api.upstream_session_headers(client_headers, session_id)
         meta = {"endpoint": "responses.compact", "model": model if isinstance(model, str) else "?", "stream": False}
         return Upstream("/responses/compact", raw, headers, meta)

@@ -65,7 +65,9 @@ def route_for(method: str, path: str) -> Route:
 
 
 def check_body(content_type: str | None, size: int, limit: int, *, multipart: bool = False) -> None:
-    """JSON arrives as application/json, with no content type, or as the form type `curl -d` sends."""
+    """A body the gateway reads: at most `limit` bytes (else 413), and JSON, which arrives as application/json,
+    with no content type, or as the form type `curl -d` sends; with `multipart`, multipart/form-data too (image
+    edits). Anything else is a 415."""
     if size > limit:
         raise GatewayError(
             413,

@@ -1,4 +1,4 @@
-"""Images: the finished `image_generation_call` → an OpenAI images response (pure; see images.py).
+"""Images: the finished `image_generation_call` → an OpenAI images response (pure; requests: images/request.py).
 
 Upstream shapes: `response.output_item.done` with `{"type": "image_generation_call", "status": "completed",
 "result": <base64>, "revised_prompt", "size", "quality", "output_format", "background"}`;
@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import orjson
@@ -50,72 +52,19 @@ def answer_from_events(
     """Parsed upstream events → `(200, {created, data: [{b64_json, revised_prompt}], ..., usage})`, or an error
     envelope: the upstream failure mapped like `/v1/responses`, a failed image call (400, e.g. moderation), or a
     502 `image_generation_failed` when the model answered without an image."""
-    created: int | None = None
-    calls: list[Mapping[str, Any]] = []
-    partial: str | None = None
-    texts: list[str] = []
-    final: Mapping[str, Any] | None = None
-    failure: Mapping[str, Any] | None = None
-    for ev in events:
-        kind = ev.get("type")
-        response = ev.get("response")
-        if kind == "response.created" and isinstance(response, Mapping):
-            at = response.get("created_at")
-            if isinstance(at, int | float) and not isinstance(at, bool):
-                created = int(at)
-        elif kind == "response.output_item.done":
-            item = ev.get("item")
-            if isinstance(item, Mapping) and item.get("type") == "image_generation_call":
-                calls.append(item)
-            elif isinstance(item, Mapping) and item.get("type") == "message":
-                texts += [
-                    p["text"]
-                    for p in item.get("content") or ()
-                    if isinstance(p, Mapping) and isinstance(p.get("text"), str)
-                ]
-        elif kind == "response.image_generation_call.partial_image":
-            if isinstance(ev.get("partial_image_b64"), str) and ev["partial_image_b64"]:
-                partial = ev["partial_image_b64"]
-        elif kind in ("response.completed", "response.incomplete"):
-            final = response if isinstance(response, Mapping) else {}
-        elif kind == "response.failed":
-            err = response.get("error") if isinstance(response, Mapping) else None
-            failure = err if isinstance(err, Mapping) else {}
-        elif kind == "error":
-            nested = ev.get("error")
-            failure = nested if isinstance(nested, Mapping) else ev
-    if failure is not None or final is None:
-        source = failure if failure is not None else {"code": "stream_incomplete"}
-        code = source.get("code") if isinstance(source.get("code"), str) else None
-        status, etype = failure_status(code, source.get("type"))
-        message = source.get("message") if isinstance(source.get("message"), str) else None
-        if final is None and failure is None:
-            message = "The upstream stream ended before the image was finished."
-        err = GatewayError(status, message or "Image generation failed upstream.", type=etype, code=code)
+    seen = _collect(events)
+    if seen.failure is not None or seen.final is None:
+        err = _stream_failure(seen.failure)
         return err.status, err.payload()
-
-    done = next((c for c in calls if isinstance(c.get("result"), str) and c["result"]), None)
-    if done is None and partial is None:
-        failed = next((c for c in calls if isinstance(c.get("error"), Mapping)), None)
-        if failed is not None:
-            cerr = failed["error"]
-            code = cerr.get("code") if isinstance(cerr.get("code"), str) else "image_generation_failed"
-            message = cerr.get("message") if isinstance(cerr.get("message"), str) else "The image could not be made."
-            err = GatewayError(400, message, type="image_generation_user_error", code=code)
-            return err.status, err.payload()
-        said = " ".join(" ".join(texts).split())[:300]
-        err = GatewayError(
-            502,
-            "The Codex backend returned no image" + (f"; the model said: {said}" if said else "."),
-            code="image_generation_failed",
-        )
+    done = next((c for c in seen.calls if isinstance(c.get("result"), str) and c["result"]), None)
+    if done is None and seen.partial is None:
+        err = _no_image(seen.calls, seen.texts)
         return err.status, err.payload()
-
-    image: dict[str, Any] = {"b64_json": done["result"] if done is not None else partial}
+    image: dict[str, Any] = {"b64_json": done["result"] if done is not None else seen.partial}
     revised = done.get("revised_prompt") if done is not None else None
     if isinstance(revised, str) and revised:
         image["revised_prompt"] = revised
-    at = created if created is not None else final.get("created_at")
+    at = seen.created if seen.created is not None else seen.final.get("created_at")
     payload: dict[str, Any] = {
         "created": int(at) if isinstance(at, int | float) else int(now if now is not None else time.time()),
         "data": [image],
@@ -125,10 +74,82 @@ def answer_from_events(
         value = source.get(key) or meta.get(key)
         if isinstance(value, str) and value != "auto":
             payload[key] = value
-    usage = _image_usage(final)
+    usage = _image_usage(seen.final)
     if usage is not None:
         payload["usage"] = usage
     return 200, payload
+
+
+@dataclass
+class _Seen:
+    """What the upstream events of an images request said."""
+
+    created: int | None = None
+    calls: list[Mapping[str, Any]] = field(default_factory=list)  # finished image_generation_call items
+    partial: str | None = None  # the last partial image
+    texts: list[str] = field(default_factory=list)  # what the model said instead of calling the tool
+    final: Mapping[str, Any] | None = None  # the completed (or incomplete) response
+    failure: Mapping[str, Any] | None = None  # the error of a failed response or an error event
+
+
+def _collect(events: Iterable[Mapping[str, Any]]) -> _Seen:
+    seen = _Seen()
+    for ev in events:
+        kind = ev.get("type")
+        response = ev.get("response")
+        if kind == "response.created" and isinstance(response, Mapping):
+            at = response.get("created_at")
+            if isinstance(at, int | float) and not isinstance(at, bool):
+                seen.created = int(at)
+        elif kind == "response.output_item.done":
+            item = ev.get("item")
+            if isinstance(item, Mapping) and item.get("type") == "image_generation_call":
+                seen.calls.append(item)
+            elif isinstance(item, Mapping) and item.get("type") == "message":
+                seen.texts += [
+                    p["text"]
+                    for p in item.get("content") or ()
+                    if isinstance(p, Mapping) and isinstance(p.get("text"), str)
+                ]
+        elif kind == "response.image_generation_call.partial_image":
+            if isinstance(ev.get("partial_image_b64"), str) and ev["partial_image_b64"]:
+                seen.partial = ev["partial_image_b64"]
+        elif kind in ("response.completed", "response.incomplete"):
+            seen.final = response if isinstance(response, Mapping) else {}
+        elif kind == "response.failed":
+            err = response.get("error") if isinstance(response, Mapping) else None
+            seen.failure = err if isinstance(err, Mapping) else {}
+        elif kind == "error":
+            nested = ev.get("error")
+            seen.failure = nested if isinstance(nested, Mapping) else ev
+    return seen
+
+
+def _stream_failure(failure: Mapping[str, Any] | None) -> GatewayError:
+    """The client's error for a failed upstream answer, or (`failure` None) for one that ended unfinished."""
+    source = failure if failure is not None else {"code": "stream_incomplete"}
+    code = source.get("code") if isinstance(source.get("code"), str) else None
+    status, etype = failure_status(code, source.get("type"))
+    message = source.get("message") if isinstance(source.get("message"), str) else None
+    if failure is None:
+        message = "The upstream stream ended before the image was finished."
+    return GatewayError(status, message or "Image generation failed upstream.", type=etype, code=code)
+
+
+def _no_image(calls: list[Mapping[str, Any]], texts: list[str]) -> GatewayError:
+    """A finished answer without an image: the image call's own error (e.g. moderation), or what the model said."""
+    failed = next((c for c in calls if isinstance(c.get("error"), Mapping)), None)
+    if failed is not None:
+        cerr = failed["error"]
+        code = cerr.get("code") if isinstance(cerr.get("code"), str) else "image_generation_failed"
+        message = cerr.get("message") if isinstance(cerr.get("message"), str) else "The image could not be made."
+        return GatewayError(400, message, type="image_generation_user_error", code=code)
+    said = " ".join(" ".join(texts).split())[:300]
+    return GatewayError(
+        502,
+        "The Codex backend returned no image" + (f"; the model said: {said}" if said else "."),
+        code="image_generation_failed",
+    )
 
 
 def _image_usage(final: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -13,29 +13,28 @@ unknown ones) are dropped and listed in `meta["dropped"]`.
 Wiring (addon), for both endpoints; the answer is always buffered (no `response.stream`):
 
     body, meta = prepare_generation(raw, content_type)        # or prepare_edit(raw, content_type)
-    # GatewayError 400/415 → answer locally. Edits come as multipart/form-data: the route must accept that
-    # content type (routes.check_body only admits JSON today).
+    # GatewayError 400/415 → answer locally. Edits may come as multipart/form-data, which the route admits
+    # for them (http.routes.check_body(..., multipart=True)).
     upstream POST {codex_upstream}/responses, json body, the usual Codex headers (+ session_id: meta["session_id"])
     answer = buffered_answer(meta, status, headers, upstream_body)   # ClientAnswer (JSON)
 
 `meta` is a JSON-serializable dict (store it in flow metadata). `answer_from_events(events, meta)` and
 `answer_from_body(body, meta)` give `(http_status, images_response | error_envelope)`.
 
-The answer side (the finished `image_generation_call` → an images response) is in images_answer.py.
+The answer side (the finished `image_generation_call` → an images response) is in images/answer.py.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
+from ..codex_request import uuid_key
 from ..errors import GatewayError
 from ..errors import bad_request
 from ..errors import parse_json_object
@@ -102,7 +101,8 @@ _BARE_BASE64 = re.compile(r"^[A-Za-z0-9+/=_-]{80,}$")
 def prepare_generation(
     body: bytes, content_type: str | None, *, orchestrator: str = DEFAULT_ORCHESTRATOR, forward_model: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`POST /v1/images/generations` (JSON, as the SDK sends it; a form body is accepted too)."""
+    """`POST /v1/images/generations`: JSON, as the SDK sends it (a multipart form parses too, but the route admits
+    multipart only for edits)."""
     fields, files = _fields(body, content_type)
     return _prepare("images.generations", fields, files, orchestrator, forward_model)
 
@@ -124,7 +124,34 @@ def _prepare(
     forward_model: bool,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     edit = endpoint == "images.edits"
-    prompt = fields.get("prompt")
+    prompt = _prompt(fields.get("prompt"))
+    model = _model(fields.get("model"))
+    _refuse_what_the_tool_cannot_do(fields)
+    options = _tool_options(fields, model, edit)
+    images, mask = _edit_inputs(fields, files) if edit else ([], None)
+    tool = _image_tool(options, model if forward_model else None, images, mask)
+    dropped = [k for k in fields if k in _DROPPED or k not in _KNOWN]
+    if model is not None and not forward_model:
+        dropped.append("model")
+    meta: dict[str, Any] = {
+        "endpoint": endpoint,
+        "model": model,
+        "orchestrator": orchestrator,
+        "stream": False,
+        "prompt_chars": len(prompt),
+        "images": len(images),
+        "mask": mask is not None,
+        "size": options["size"],
+        "quality": options["quality"],
+        "background": options["background"],
+        "output_format": options["output_format"],
+        "dropped": list(dict.fromkeys(dropped)),
+        "session_id": uuid_key(orjson.dumps([endpoint, prompt, len(images)])),
+    }
+    return _codex_body(orchestrator, prompt, images, tool), meta
+
+
+def _prompt(prompt: Any) -> str:
     if prompt is None or prompt == "":
         raise bad_request("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter")
     if not isinstance(prompt, str):
@@ -133,8 +160,11 @@ def _prepare(
         raise bad_request(
             f"'prompt' is too long: at most {MAX_PROMPT} characters.", "prompt", "string_above_max_length"
         )
+    return prompt
 
-    model = _model(fields.get("model"))
+
+def _refuse_what_the_tool_cannot_do(fields: Mapping[str, Any]) -> None:
+    """More than one image, an image URL, a stream: a 400 naming the parameter."""
     n = _int(fields, "n", 1, None)
     if n is not None and n > 1:
         raise bad_request(
@@ -152,41 +182,51 @@ def _prepare(
         )
     if _bool(fields, "stream"):
         raise bad_request("stream is not supported for images: the gateway returns the finished image.", "stream")
+
+
+def _tool_options(fields: Mapping[str, Any], model: str | None, edit: bool) -> dict[str, Any]:
+    """The image_generation tool's options, validated, in the order they are sent (None: not chosen), and the
+    effective `output_format` (png unless chosen)."""
     size = _size(fields.get("size"), model)
     quality = _choice(fields, "quality", QUALITIES, hint=" ('standard' and 'hd' are DALL·E values)")
-    output_format = _choice(fields, "output_format", FORMATS)
+    output_format = _choice(fields, "output_format", FORMATS) or "png"
     background = _choice(fields, "background", BACKGROUNDS)
     moderation = _choice(fields, "moderation", MODERATIONS)
     fidelity = _choice(fields, "input_fidelity", FIDELITIES) if edit else None
     compression = _int(fields, "output_compression", 0, 100)
-    effective_format = output_format or "png"
-    if compression is not None and effective_format == "png":
+    if compression is not None and output_format == "png":
         raise bad_request("output_compression only applies to the jpeg and webp output formats.", "output_compression")
-    if background == "transparent" and effective_format == "jpeg":
+    if background == "transparent" and output_format == "jpeg":
         raise bad_request("A transparent background needs output_format png or webp.", "background")
+    return {
+        "size": size,
+        "quality": quality,
+        "background": background,
+        "output_compression": compression,
+        "moderation": moderation,
+        "input_fidelity": fidelity,
+        "output_format": output_format,
+    }
 
-    images, mask = _edit_inputs(fields, files) if edit else ([], None)
-    tool: dict[str, Any] = {"type": "image_generation", "output_format": effective_format}
-    if model is not None and forward_model:
+
+def _image_tool(options: Mapping[str, Any], model: str | None, images: list[str], mask: str | None) -> dict[str, Any]:
+    """The `image_generation` tool entry (key order fixed: equal requests give equal upstream bytes)."""
+    tool: dict[str, Any] = {"type": "image_generation", "output_format": options["output_format"]}
+    if model is not None:
         tool["model"] = model
-    for key, value in (
-        ("size", size),
-        ("quality", quality),
-        ("background", background),
-        ("output_compression", compression),
-        ("moderation", moderation),
-        ("input_fidelity", fidelity),
-    ):
-        if value is not None:
-            tool[key] = value
+    tool.update((key, value) for key, value in options.items() if key != "output_format" and value is not None)
     if images:
         tool["action"] = "edit"
     if mask is not None:
         tool["input_image_mask"] = {"image_url": mask}
+    return tool
 
+
+def _codex_body(orchestrator: str, prompt: str, images: list[str], tool: dict[str, Any]) -> dict[str, Any]:
+    """The orchestrator's request: call the image tool once with the prompt and the images to edit."""
     content: list[dict[str, Any]] = [{"type": "input_text", "text": prompt}]
     content += [{"type": "input_image", "image_url": url} for url in images]
-    codex_body: dict[str, Any] = {
+    return {
         "model": orchestrator,
         "instructions": IMAGE_INSTRUCTIONS,
         "input": [{"type": "message", "role": "user", "content": content}],
@@ -197,26 +237,6 @@ def _prepare(
         "stream": True,
         "include": [],
     }
-    seed = orjson.dumps([endpoint, prompt, len(images)])
-    dropped = [k for k in fields if k in _DROPPED or k not in _KNOWN]
-    if model is not None and not forward_model:
-        dropped.append("model")
-    meta: dict[str, Any] = {
-        "endpoint": endpoint,
-        "model": model,
-        "orchestrator": orchestrator,
-        "stream": False,
-        "prompt_chars": len(prompt),
-        "images": len(images),
-        "mask": mask is not None,
-        "size": size,
-        "quality": quality,
-        "background": background,
-        "output_format": effective_format,
-        "dropped": list(dict.fromkeys(dropped)),
-        "session_id": str(uuid.UUID(bytes=hashlib.sha256(seed).digest()[:16], version=4)),
-    }
-    return codex_body, meta
 
 
 def _model(value: Any) -> str | None:

@@ -15,6 +15,7 @@ flow list. The gateway addon calls both from its own `load` and `running` hooks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,22 +135,25 @@ def _table(header: list[str], rows: list[list[str]], left: frozenset[int] | set[
 @command.command("codex.usage")
 def usage(flows: Sequence[flow.Flow]) -> str:
     """Token usage of the given gateway flows, per model and account."""
-    items = gateway_meta(flows)
-    return usage_table(m for _, m in items) if items else "no gateway chat flows selected"
+    return _report(flows, lambda items: usage_table(m for _, m in items))
 
 
 @command.command("codex.summary")
 def summary(flows: Sequence[flow.Flow]) -> str:
     """One summary line per gateway flow."""
-    items = gateway_meta(flows)
-    return summary_lines(items) if items else "no gateway chat flows selected"
+    return _report(flows, summary_lines)
 
 
 @command.command("codex.runs")
 def runs(flows: Sequence[flow.Flow]) -> str:
     """Gateway flows grouped by agent run (the traceparent trace id)."""
+    return _report(flows, lambda items: runs_table(m for _, m in items))
+
+
+def _report(flows: Sequence[flow.Flow], render: Callable[[list[tuple[flow.Flow, dict[str, Any]]]], str]) -> str:
+    """`render` over the gateway chat flows among `flows`, or a note that there are none."""
     items = gateway_meta(flows)
-    return runs_table(m for _, m in items) if items else "no gateway chat flows selected"
+    return render(items) if items else "no gateway chat flows selected"
 
 
 @command.command("codex.annotate")

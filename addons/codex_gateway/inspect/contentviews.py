@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 
 import orjson
@@ -27,6 +26,9 @@ from mitmproxy import http
 from mitmproxy.contentviews import Metadata
 from mitmproxy.contentviews import SyntaxHighlight
 
+from ..chat.completion import FoldedChunks
+from ..chat.completion import ToolCall
+from ..chat.completion import fold_chunks
 from ..chat.stream import ChatStream
 from ..chat.translator import run_body
 from ..errors import failure_status
@@ -56,24 +58,14 @@ _RESPONSE_KEYS = ("id", "status", "model", "error", "incomplete_details", "usage
 # -- the client's answer -----------------------------------------------------------------------------------
 
 
-@dataclass
-class ChatAnswer:
-    """What a chat client ends up with, whichever way the answer travelled."""
+@dataclass(kw_only=True)
+class ChatAnswer(FoldedChunks):
+    """What a chat client ends up with, whichever way the answer travelled: the answer itself, plus how it came."""
 
     source: str
     streamed: bool | None = None
-    chunks: int = 0
     done: bool = False
-    id: str | None = None
-    model: str | None = None
-    finish_reason: str | None = None
-    content: str = ""
-    reasoning: str = ""
-    refusal: str = ""
-    tool_calls: list[tuple[str, str, str]] = field(default_factory=list)  # (id, name, arguments)
-    usage: dict[str, Any] | None = None
     usage_sent: bool | None = None
-    error: dict[str, Any] | None = None
 
 
 def chat_answer(data: bytes, status: int, headers: Mapping[str, str], meta: Mapping[str, Any] | None) -> ChatAnswer:
@@ -86,7 +78,7 @@ def chat_answer(data: bytes, status: int, headers: Mapping[str, str], meta: Mapp
     if events:
         docs = [_json(e.data) for e in events if e.data != "[DONE]"]
         if any(isinstance(d, dict) and (d.get("object") == "chat.completion.chunk" or _is_envelope(d)) for d in docs):
-            answer = fold_chunks([d for d in docs if isinstance(d, dict)], source="as sent")
+            answer = _answer_from_chunks([d for d in docs if isinstance(d, dict)], source="as sent")
             answer.done = any(e.data == "[DONE]" for e in events)
             answer.streamed = True
             return answer
@@ -106,36 +98,9 @@ def chat_answer(data: bytes, status: int, headers: Mapping[str, str], meta: Mapp
     raise ValueError("not a chat completion answer")
 
 
-def fold_chunks(chunks: list[dict[str, Any]], *, source: str) -> ChatAnswer:
-    """Accumulates chat.completion.chunk dicts (and a final `{"error": ...}`) the way the OpenAI SDK does."""
-    answer = ChatAnswer(source=source, streamed=True)
-    calls: dict[int, list[str]] = {}
-    for chunk in chunks:
-        if "error" in chunk and "choices" not in chunk:
-            err = chunk.get("error")
-            answer.error = dict(err) if isinstance(err, dict) else {"message": str(err)}
-            continue
-        answer.chunks += 1
-        answer.id = answer.id or chunk.get("id")
-        answer.model = answer.model or chunk.get("model")
-        if chunk.get("usage"):
-            answer.usage = chunk["usage"]
-            answer.usage_sent = True
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            answer.content += delta.get("content") or ""
-            answer.reasoning += delta.get("reasoning_content") or ""
-            answer.refusal += delta.get("refusal") or ""
-            for tc in delta.get("tool_calls") or ():
-                fn = tc.get("function") or {}
-                entry = calls.setdefault(int(tc.get("index", len(calls))), ["", "", ""])
-                entry[0] = entry[0] or tc.get("id") or ""
-                entry[1] += fn.get("name") or ""
-                entry[2] += fn.get("arguments") or ""
-            if choice.get("finish_reason"):
-                answer.finish_reason = choice["finish_reason"]
-    answer.tool_calls = [(c[0], c[1], c[2]) for _, c in sorted(calls.items())]
-    return answer
+def _answer_from_chunks(chunks: list[dict[str, Any]], *, source: str) -> ChatAnswer:
+    folded = fold_chunks(chunks)
+    return ChatAnswer(source=source, streamed=True, usage_sent=True if folded.usage else None, **vars(folded))
 
 
 def _from_completion(doc: dict[str, Any]) -> ChatAnswer:
@@ -153,7 +118,11 @@ def _from_completion(doc: dict[str, Any]) -> ChatAnswer:
         reasoning=msg.get("reasoning_content") or "",
         refusal=msg.get("refusal") or "",
         tool_calls=[
-            (c.get("id", ""), (c.get("function") or {}).get("name", ""), (c.get("function") or {}).get("arguments", ""))
+            ToolCall(
+                c.get("id", ""),
+                (c.get("function") or {}).get("name", ""),
+                (c.get("function") or {}).get("arguments", ""),
+            )
             for c in msg.get("tool_calls") or ()
         ],
         usage=doc.get("usage"),
@@ -170,7 +139,7 @@ def _from_codex_sse(data: bytes, meta: Mapping[str, Any] | None) -> ChatAnswer:
     machine = ChatStream(
         model=str(meta.get("model") or "unknown"), include_usage=include_usage, stop=tuple(meta.get("stop") or ())
     )
-    answer = fold_chunks(run_body(machine, data), source="rebuilt from the raw upstream SSE")
+    answer = _answer_from_chunks(run_body(machine, data), source="rebuilt from the raw upstream SSE")
     answer.streamed = streamed if known else None
     answer.done = machine.error is None
     if not include_usage:  # the client got no usage chunk; show what upstream reported anyway
@@ -219,10 +188,10 @@ def render_answer(answer: ChatAnswer) -> str:
         lines.append('content: ""')
     if answer.tool_calls:
         lines.append("tool_calls:")
-        for call_id, name, arguments in answer.tool_calls:
-            lines.append(f"  - id: {_scalar(call_id)}")
-            lines.append(f"    name: {_scalar(name)}")
-            lines += _arguments(arguments)
+        for call in answer.tool_calls:
+            lines.append(f"  - id: {_scalar(call.id)}")
+            lines.append(f"    name: {_scalar(call.name)}")
+            lines += _arguments(call.arguments)
     if answer.usage:
         lines += _usage(answer.usage, answer.usage_sent)
     if answer.error is not None:
@@ -391,13 +360,8 @@ def _clip(value: Any) -> Any:
 class ChatContentview(contentviews.Contentview):
     """The client's side of a gateway answer (see the module docstring)."""
 
-    @property
-    def name(self) -> str:
-        return "Chat"
-
-    @property
-    def syntax_highlight(self) -> SyntaxHighlight:
-        return "yaml"
+    name = "Chat"
+    syntax_highlight: SyntaxHighlight = "yaml"
 
     def prettify(self, data: bytes, metadata: Metadata) -> str:
         response = metadata.http_message
@@ -412,13 +376,8 @@ class ChatContentview(contentviews.Contentview):
 class CodexSSEContentview(contentviews.Contentview):
     """Server-sent events as a readable list; on gateway flows, the upstream Codex stream."""
 
-    @property
-    def name(self) -> str:
-        return "Codex SSE"
-
-    @property
-    def syntax_highlight(self) -> SyntaxHighlight:
-        return "yaml"
+    name = "Codex SSE"
+    syntax_highlight: SyntaxHighlight = "yaml"
 
     def prettify(self, data: bytes, metadata: Metadata) -> str:
         flow = metadata.flow

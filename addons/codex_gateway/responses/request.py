@@ -11,7 +11,7 @@ Wiring (addon):
     upstream POST {codex_upstream}/responses, body req.body_bytes(), headers:
         Authorization / ChatGPT-Account-ID (the account), originator, User-Agent, Accept: text/event-stream,
         Content-Type: application/json, plus upstream_session_headers(client_headers, req.session_id)
-    req.stream → install responses_stream.ResponsesSSEPassThrough; else aggregate (responses_stream)
+    req.stream → install responses.stream.ResponsesSSEPassThrough; else aggregate (responses.stream)
 
 The Codex CLI with the gateway as its backend (`~/.codex/config.toml`; verified with codex-cli 0.171.0, whose
 requests are recorded in tests/fixtures/codex_cli; `env_key` only when the gateway has a `gateway_api_key`):
@@ -21,7 +21,7 @@ requests are recorded in tests/fixtures/codex_cli; `env_key` only when the gatew
 
     [model_providers.codex-gateway]
     name = "codex-gateway"
-    base_url = "http://127.0.0.1:8080/v1"
+    base_url = "http://127.0.0.1:8787/v1"
     wire_api = "responses"
     env_key = "CODEX_GATEWAY_KEY"
     supports_websockets = false
@@ -53,9 +53,7 @@ Fix-ups, each one deterministic (equal request bytes give equal upstream bytes, 
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,6 +62,7 @@ from typing import Any
 
 import orjson
 
+from ..codex_request import conversation_key
 from ..errors import bad_request
 from ..errors import parse_json_object
 
@@ -75,7 +74,8 @@ __all__ = [
     "SERVER_ITEM_ID",
 ]
 
-# Top-level fields the backend accepts (protocol reference §1.3), in the order they are sent.
+# Top-level fields the backend accepts, in the order they are sent; it answers any other one with
+# `400 {"detail": "Unsupported parameter: <name>"}`.
 _FORWARDED = (
     "model",
     "instructions",
@@ -106,8 +106,10 @@ ENCRYPTED_REASONING = "reasoning.encrypted_content"
 # Ids the backend assigned to output items: 404 "Item with id ... not found" when sent back with store=false.
 SERVER_ITEM_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{16,}$")
 
-# Client headers forwarded upstream: the Codex CLI's session and turn headers (protocol reference §1.2, and the
-# recorded request in tests/fixtures/codex_cli). Anything else (credentials, framing, hop-by-hop) is not.
+# Client headers forwarded upstream: the session and turn headers Codex CLI versions send (2025: `session_id`
+# and `conversation_id`; 2026: `session-id`, `thread-id`, `x-client-request-id`; sub-agent and `x-codex-*` turn
+# headers; see the recorded request in tests/fixtures/codex_cli). Anything else (credentials, framing,
+# hop-by-hop) is not.
 SESSION_HEADERS = (
     "session_id",
     "session-id",
@@ -197,7 +199,11 @@ def prepare(raw: bytes, *, default_instructions: str) -> ResponsesRequest:
         elif name == "include":
             body[name] = _include(value)
         elif name == "prompt_cache_key":
-            key = value if isinstance(value, str) and value else _derived_cache_key(body["instructions"], items)
+            key = (
+                value
+                if isinstance(value, str) and value
+                else conversation_key(body["instructions"], items, namespace="responses")
+            )
             body[name] = key
         elif value is not None:
             body[name] = value
@@ -350,13 +356,6 @@ def _include(value: Any) -> list[Any]:
     if not isinstance(value, list):
         raise bad_request("Invalid type for 'include': expected an array of strings.", "include", "invalid_type")
     return value if ENCRYPTED_REASONING in value else [*value, ENCRYPTED_REASONING]
-
-
-def _derived_cache_key(instructions: str, items: list[Any]) -> str:
-    """A stable, uuid-shaped key for a conversation: the same on every turn, since its prefix does not change."""
-    first_user = next((it for it in items if isinstance(it, dict) and it.get("role") == "user"), None)
-    seed = orjson.dumps(["responses", instructions, first_user.get("content") if first_user else None])
-    return str(uuid.UUID(bytes=hashlib.sha256(seed).digest()[:16], version=4))
 
 
 def _unique(names: list[str]) -> list[str]:

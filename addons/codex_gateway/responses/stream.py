@@ -20,7 +20,7 @@ Wiring (addon):
 
 - streamed client, 2xx upstream: `response.stream = ResponsesSSEPassThrough()`; afterwards
   `take_raw_body()` is the upstream SSE for the saved flow, and `finish_reason`, `summary_usage`, `tool_calls`,
-  `error`, `first_token_at` describe the answer (for `flow_summary`/metadata).
+  `error`, `first_token_at` describe the answer (http.endpoints.stream_outcome records them in the flow summary).
 - anything buffered (non-streamed client, upstream error, replayed response):
   `buffered_answer(stream, status, headers, body) -> ClientAnswer` (same machinery: a non-streamed answer is the
   aggregate of exactly what a streamed one would have shown).
