@@ -16,7 +16,7 @@ digits, derived from the response id and output index) on purpose: a gateway
 that replays them in a later request's ``input`` gets the 404 the real
 backend sends, which the fake enforces. The terminal ``response.output`` is
 ``[]`` by default because that is what the real backend sends with
-``store:false`` (protocol ref §2.3 d); pass ``full_output=True`` to fill it.
+``store:false`` (its items arrive only in the ``output_item.done`` events); pass ``full_output=True`` to fill it.
 
 Raw strings inside a part (e.g. ``"event: codex.rate_limits\\n\\n"``) are
 kept verbatim in place and are not renumbered.
@@ -51,7 +51,7 @@ UsageArg = dict[str, Any] | None | _Default
 
 
 def usage(input_tokens: int = 11, output_tokens: int = 5, cached: int = 0, reasoning: int = 0) -> dict[str, Any]:
-    """Return a Responses ``usage`` object (protocol ref §2.3 d)."""
+    """Return a Responses ``usage`` object, as the terminal ``response.completed`` carries it."""
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": cached},
@@ -354,7 +354,7 @@ def tool_calls(
     call (cut by characters, so escapes and multi-byte text may be split).
     ``interleave=True`` adds all items first, then emits the deltas of all
     calls round-robin, then their done events: the real backend does not
-    promise per-item ordering (protocol ref §2.3 b). ``args_only_in_done``
+    promise that one item's events end before the next item's begin. ``args_only_in_done``
     sends no deltas and no ``arguments.done``: arguments only appear in
     ``output_item.done`` (edge case 21). ``text_before`` prepends a message.
     """

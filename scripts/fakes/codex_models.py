@@ -1,6 +1,7 @@
 """Default ``GET /backend-api/codex/models`` payload for the fake backend.
 
-Shaped like Codex's ``ModelInfo`` (protocol ref §3.9) so a gateway that
+Shaped like the Codex CLI's ``ModelInfo`` (``{"models": [...]}`` with slug, visibility,
+reasoning levels, input modalities) so a gateway that
 builds ``/v1/models`` from it sees every field the real list carries,
 including a ``visibility: "hide"`` entry it should filter out.
 """

@@ -7,7 +7,7 @@ to be accepted is rejected (pydantic v2 models with ``extra="forbid"`` and
 backend applies before schema validation answer with FastAPI-style
 ``{"detail": "..."}`` bodies; schema-level problems (bad types, unknown
 nested fields, bad images) use the OpenAI ``{"error": {...}}`` envelope,
-as the real backend does (protocol ref §1.3, §1.4, §2.4).
+as the real backend does.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ TOKEN_EXPIRED = "Provided authentication token is expired. Please try signing in
 def check_auth(headers: Mapping[str, str], accept_tokens: Collection[str] | None) -> Rejection | None:
     """Require ``Bearer <token>`` plus ``chatgpt-account-id``; ``accept_tokens=None`` accepts any token.
 
-    Shape problems get the ``token_invalidated`` body (protocol ref §2.4); the
+    Shape problems get the 401 ``token_invalidated`` body the backend sends for a bad token; the
     recorded message names the actual reason so test failures are readable.
     """
     scheme, _, token = headers.get("authorization", "").partition(" ")
