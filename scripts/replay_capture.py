@@ -7,8 +7,8 @@ A capture is a mitmproxy flow file (or a directory of `*.mitm` / `*.flows` files
 
 - a client's own traffic to an OpenAI-compatible provider (`POST /v1/chat/completions` and the answer it got),
   like the OpenClaw sessions in ../shared/captures/openclaw, or
-- flows saved by the gateway itself (`-w`): the client's request is then taken from
-  `flow.metadata["codex_gateway"]["original_request"]`, and the recorded answer is rebuilt from the raw upstream
+- flows saved by the gateway itself (`-w`): the client's request is then taken from the flow's record
+  (`codex_gateway.flow_record`, its `original_request`), and the recorded answer is rebuilt from the raw upstream
   body exactly as the gateway translated it.
 
 Per request it prints the status, the time, the finish reason, the tool calls, and whether the answer has the
@@ -27,7 +27,6 @@ from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from typing import Any
 
 # Like addons/gateway.py: the package lives in addons/ and need not be pip-installed.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "addons"))
@@ -37,8 +36,11 @@ import orjson  # noqa: E402
 from codex_gateway.chat.answer import buffered_answer  # noqa: E402
 from codex_gateway.chat.shape import ChatShape  # noqa: E402
 from codex_gateway.chat.shape import shape_of_answer  # noqa: E402
+from codex_gateway.flow_record import FlowRecord  # noqa: E402
+from codex_gateway.flow_record import OriginalRequest  # noqa: E402
+from codex_gateway.flow_record import record_of  # noqa: E402
+from codex_gateway.http.endpoints import chat_options  # noqa: E402
 from codex_gateway.http.headers import REDACTED  # noqa: E402
-from codex_gateway.inspect.summary import META  # noqa: E402
 from mitmproxy import http  # noqa: E402
 from mitmproxy import io  # noqa: E402
 
@@ -94,9 +96,9 @@ def load_recordings(paths: list[Path]) -> list[Recording]:
 
 
 def recording_of(flow: http.HTTPFlow, name: str) -> Recording | None:
-    meta = flow.metadata.get(META)
-    if isinstance(meta, dict) and isinstance(meta.get("original_request"), dict):
-        return _gateway_recording(flow, meta, name)
+    record = record_of(flow)
+    if record is not None and record.original_request is not None:
+        return _gateway_recording(flow, record, record.original_request, name)
     if flow.request.method != "POST" or flow.request.path.split("?", 1)[0] != CHAT_PATH:
         return None
     body = flow.request.get_content(strict=False) or b""
@@ -111,28 +113,27 @@ def recording_of(flow: http.HTTPFlow, name: str) -> Recording | None:
     return Recording(name, headers, body, _include_usage(body), answer, note)
 
 
-def _gateway_recording(flow: http.HTTPFlow, meta: dict[str, Any], name: str) -> Recording | None:
-    original = meta["original_request"]
-    if original.get("method") != "POST" or str(original.get("path", "")).split("?", 1)[0] != CHAT_PATH:
+def _gateway_recording(
+    flow: http.HTTPFlow, record: FlowRecord, original: OriginalRequest, name: str
+) -> Recording | None:
+    if original.method != "POST" or original.path.split("?", 1)[0] != CHAT_PATH:
         return None
-    body = str(original.get("body", "")).encode()
+    body = (original.body or "").encode()
     answer = None
     note = ""
     response = flow.response
-    if "model" not in meta:  # answered by the gateway before translation (bad request, key): the client's answer
+    if record.model is None:  # answered by the gateway before translation (bad request, key): the client's answer
         if response is not None and response.raw_content is not None:
             answer = shape_of_answer(
                 response.status_code, response.headers.get("content-type", ""), response.content or b""
             )
     elif flow.error is None and response is not None and response.raw_content is not None:
         # Saved before the client's answer was written in: the raw upstream body, translated as the gateway did.
-        translated = buffered_answer(meta, response.status_code, response.headers, response.raw_content)
+        translated = buffered_answer(chat_options(record), response.status_code, response.headers, response.raw_content)
         answer = shape_of_answer(translated.status, translated.content_type, translated.body)
     if answer is None:
         note = _no_answer(flow)
-    return Recording(
-        name, [(str(k), str(v)) for k, v in original.get("headers", [])], body, _include_usage(body), answer, note
-    )
+    return Recording(name, list(original.headers), body, _include_usage(body), answer, note)
 
 
 def _no_answer(flow: http.HTTPFlow) -> str:

@@ -25,7 +25,12 @@ from . import __version__
 from .accounts.pool import format_status
 from .accounts.upstream_access import UpstreamAccess
 from .answer import ClientAnswer
+from .answer import StreamCallable
 from .errors import GatewayError
+from .flow_record import FlowRecord
+from .flow_record import Route
+from .flow_record import record_of
+from .flow_record import set_record
 from .http.answer_writer import AnswerWriter
 from .http.answer_writer import answer_headers
 from .http.answer_writer import json_response
@@ -33,10 +38,8 @@ from .http.answer_writer import write_answer
 from .http.cors import allowed_origin
 from .http.cors import cors_headers
 from .http.cors import preflight_headers
-from .http.endpoints import StreamCallable
 from .http.endpoints import buffered_answer
 from .http.endpoints import prepare_upstream
-from .http.endpoints import stream_outcome
 from .http.endpoints import stream_translator
 from .http.headers import client_response_headers
 from .http.headers import codex_fields
@@ -47,12 +50,11 @@ from .http.headers import upstream_target
 from .http.listeners import DEFAULT_LISTEN
 from .http.listeners import DefaultListenerErrors
 from .http.listeners import public_listeners
-from .http.routes import Route
 from .http.routes import check_body
 from .http.routes import model_id
 from .http.routes import route_for
+from .http.upstream_request import rewrite_in_place
 from .inspect import commands
-from .inspect.summary import META
 from .inspect.summary import annotate
 from .inspect.summary import client_name
 from .inspect.summary import remember_upstream_body
@@ -176,43 +178,45 @@ class CodexGateway:
                 flow.response.raw_content = b""
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        meta = flow.metadata.get(META)
+        record = record_of(flow)
         response = flow.response
-        if not meta or response is None or "client_status" in meta or not flow.live:
+        if record is None or response is None or record.answered or not flow.live:
             return
         redact_request(flow.request.headers)  # sent already; from here on the flow is shown and may be saved
         if self.access is not None:
             self.access.record(flow.id, codex_fields(response.headers))
         if not (200 <= response.status_code < 300) or response.raw_content is not None:
             return  # buffered: upstream error or replayed body; translated in `response`
-        stream = stream_translator(meta)
+        stream = stream_translator(record)
         if stream is None:
             return  # a non-streaming client: buffered and answered in `response`
         response.stream = stream
         response.headers = client_response_headers(
             response.headers, "text/event-stream", chunked=flow.request.http_version == "HTTP/1.1"
         )
-        if meta.get("cors_origin"):
-            response.headers.update(cors_headers(meta["cors_origin"]))
+        if record.cors_origin:
+            response.headers.update(cors_headers(record.cors_origin))
 
     async def response(self, flow: http.HTTPFlow) -> None:
-        meta = flow.metadata.get(META)
+        record = record_of(flow)
         response = flow.response
-        if not meta or response is None or "client_status" in meta or not flow.live:
+        if record is None or response is None or record.answered or not flow.live:
             return
         try:
+            # `response.stream` may also be False, True (mitmproxy's stream_large_bodies) or another addon's
+            # function: only the gateway's own callables are `StreamCallable`s.
             stream = response.stream if isinstance(response.stream, StreamCallable) else None
             if stream is not None:
                 # The client has its answer; keep the raw upstream SSE in the flow for capture and replay.
                 response.raw_content = stream.take_raw_body()
-                meta.update(client_status=response.status_code, **stream_outcome(stream))
+                record.record_answer(response.status_code, stream.outcome())
             else:
                 body = response.get_content(strict=False) or b""
                 if response.status_code >= 300:
-                    meta["upstream_status"] = response.status_code
+                    record.upstream_status = response.status_code
                 if flow.is_replay != "response" and self.access is not None:
-                    body = await self._retried(flow, meta, body)
-                self._defer_answer(flow, buffered_answer(meta, response.status_code, response.headers, body))
+                    body = await self._retried(flow, record, body)
+                self._defer_answer(flow, buffered_answer(record, response.status_code, response.headers, body))
         except GatewayError as e:
             self._defer_answer(flow, ClientAnswer.from_error(e))
         except Exception as e:
@@ -222,19 +226,19 @@ class CodexGateway:
         finally:
             if self.access is not None:
                 self.access.release(flow.id)
-            meta["finished_at"] = time.time()
+            record.finished_at = time.time()
             annotate(flow)  # which also redacts the request's credentials
 
     def error(self, flow: http.HTTPFlow) -> None:
-        meta = flow.metadata.get(META)
-        if not meta or not flow.live:  # flows read from a file (-r) keep their recorded summary
+        record = record_of(flow)
+        if record is None or not flow.live:  # flows read from a file (-r) keep their recorded summary
             return
         redact_request(flow.request.headers)
         self._deferred.pop(flow.id, None)
         if self.access is not None:
             self.access.release(flow.id)
-        meta["finished_at"] = time.time()
-        meta["error"] = flow.error.msg if flow.error else "unknown error"
+        record.finished_at = time.time()
+        record.error = flow.error.msg if flow.error else "unknown error"
         annotate(flow)
 
     # -- request side -----------------------------------------------------------------------------------
@@ -263,42 +267,35 @@ class CodexGateway:
         content_type = client_headers.get("content-type")
         check_body(content_type, len(raw), settings.body_limit, multipart=route is Route.IMAGES_EDITS)
         parsed = _json_or_none(raw)  # parsed once: for the client's name here and the translation below
-        meta: dict[str, Any] = {
-            "endpoint": route.value,
-            "started": request.timestamp_start,
-            "client": client_name(client_headers, parsed),
-            "trace": trace_id(client_headers),
-            "cors_origin": origin,
-            "original_request": sanitized_request(method, path, request.headers, raw),
-        }
-        flow.metadata[META] = meta
+        record = set_record(
+            flow,
+            FlowRecord(
+                endpoint=route,
+                started=request.timestamp_start,
+                client=client_name(client_headers, parsed),
+                trace=trace_id(client_headers),
+                cors_origin=origin,
+                original_request=sanitized_request(method, path, request.headers, raw),
+            ),
+        )
         upstream = prepare_upstream(
             route,
             raw,
             content_type,
             request.headers.items(multi=True),
+            record,
             image_orchestrator=settings.image_model,
             parsed=parsed,
         )
-        meta.update(upstream.meta, session_headers=upstream.session_headers)
-        if route in (Route.CHAT, Route.RESPONSES):
-            self.catalog_check(upstream.meta["model"])
+        record.session_headers = upstream.session_headers
+        if route in (Route.CHAT, Route.RESPONSES) and record.model is not None:
+            self.catalog_check(record.model)
         assert self.access is not None
-        creds = await self.access.credentials(flow.id, meta.get("session_id"), replaying=_server_replaying())
-        meta["account"] = creds.label if creds else None
-        # Straight into the request's fields: mitmproxy's `url`, `host`, `port` and `content` setters re-parse,
-        # re-encode or rewrite the Host header and content-length, all of which the new header set holds already.
+        creds = await self.access.credentials(flow.id, record.session_id, replaying=_server_replaying())
+        record.account = creds.label if creds else None
         target = upstream_target(settings)
-        data = request.data
-        data.method = b"POST"
-        data.scheme = target.scheme
-        data.host = target.host
-        data.port = target.port
-        data.path = (target.path_prefix + upstream.path).encode("utf-8", "surrogateescape")
-        if data.authority:  # HTTP/2 clients: the `host`/`port` setters would rewrite the :authority
-            data.authority = target.authority
-        data.headers = http.Headers(upstream_fields(target, creds, upstream.session_headers, len(upstream.body)))
-        data.content = upstream.body
+        fields = upstream_fields(target, creds, upstream.session_headers, len(upstream.body))
+        rewrite_in_place(request, target, upstream.path, fields, upstream.body)
 
     def catalog_check(self, model: str) -> None:
         if self.catalog is not None:
@@ -310,14 +307,11 @@ class CodexGateway:
         models = await self.catalog.models(headers, self.access.client())
         payload = list_object(models) if route is Route.MODELS else self.catalog.retrieve(model_id(flow.request.path))
         flow.response = json_response(200, payload, origin)
-        flow.metadata[META] = {
-            "endpoint": route.value,
-            "client": client_name(flow.request.headers, None),
-            "client_status": 200,
-            "started": flow.request.timestamp_start,
-            "finished_at": time.time(),
-            "models_source": self.catalog.source,
-        }
+        record = FlowRecord(
+            endpoint=route, client=client_name(flow.request.headers, None), models_source=self.catalog.source
+        )
+        record.started, record.finished_at = flow.request.timestamp_start, time.time()
+        set_record(flow, record).record_answer(200)
         annotate(flow)
 
     @staticmethod
@@ -343,17 +337,19 @@ class CodexGateway:
 
     # -- retries (side requests) ----------------------------------------------------------------------------
 
-    async def _retried(self, flow: http.HTTPFlow, meta: dict[str, Any], body: bytes) -> bytes:
+    async def _retried(self, flow: http.HTTPFlow, record: FlowRecord, body: bytes) -> bytes:
         """After a 401 or a usage limit, the retried upstream answer becomes the flow's (so a saved flow holds
         what the client's answer was made from); returns the body to translate."""
         response = flow.response
         assert response is not None and self.access is not None
         answer = (response.status_code, response.headers, body)
-        final = await self.access.retry(flow.id, answer, flow.request.url, flow.request.content, meta)
+        session = (record.session_headers or [], record.session_id)
+        final = await self.access.retry(flow.id, answer, flow.request.url, flow.request.content, session)
         if final is None:
             return body
-        meta.update(retries=final.notes, account=final.lease.credentials.label)
-        meta["upstream_status"] = final.status if final.status >= 300 else None
+        record.retries = final.notes
+        record.account = final.lease.credentials.label
+        record.upstream_status = final.status if final.status >= 300 else None
         response.status_code = final.status
         response.headers = http.Headers([(k.encode(), v.encode()) for k, v in final.headers.items()])
         response.content = final.body
@@ -374,22 +370,18 @@ class CodexGateway:
         settings = self.settings
         origin = allowed_origin(flow.request.headers.get("origin"), settings.cors_origins) if settings else None
         flow.response = http.Response.make(answer.status, answer.body, answer_headers(answer, None, origin))
-        meta = flow.metadata.setdefault(META, {"started": flow.request.timestamp_start})
-        meta.update(client_status=answer.status, error=answer.error, finished_at=time.time())
+        record = record_of(flow) or set_record(flow, FlowRecord(started=flow.request.timestamp_start))
+        record.record_answer(answer.status)
+        record.error = answer.error
+        record.finished_at = time.time()
         annotate(flow)
 
     def _defer_answer(self, flow: http.HTTPFlow, answer: ClientAnswer) -> None:
         """Records the client's answer; `AnswerWriter` puts it in the flow after mitmproxy's Save addon ran,
         so a saved flow keeps the raw upstream body (what server replay needs) while the client gets `answer`."""
-        meta = flow.metadata[META]
-        meta.update(
-            client_status=answer.status,
-            finish_reason=answer.finish_reason,
-            usage=answer.usage,
-            tool_calls=answer.tool_calls,
-        )
-        if answer.error:
-            meta["error"] = answer.error
+        record = record_of(flow)
+        assert record is not None  # only flows the gateway translated get here
+        record.record_answer(answer.status, answer.outcome())
         if self.writer.registered:
             self._deferred[flow.id] = answer
         else:

@@ -5,7 +5,7 @@ side requests of a retry, and the credentials of the model catalog. No mitmproxy
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 import httpx
 
@@ -60,21 +60,25 @@ class UpstreamAccess:
         answer: tuple[int, Mapping[str, str], bytes],
         url: str,
         body: bytes | None,
-        meta: dict[str, Any],
+        session: tuple[Sequence[tuple[str, str]], str | None],
     ) -> UpstreamAnswer | None:
-        """After a 401 or a usage limit, the upstream answer the client should get instead (None: keep it)."""
+        """After a 401 or a usage limit, the upstream answer the client should get instead (None: keep it).
+
+        `session`: the flow's session headers and session id (the retry keeps them, and the account pool its
+        session's account)."""
         lease = self._leases.get(flow_id)
         status, headers, content = answer
+        session_headers, session_id = session
         if lease is None or not needs_recovery(status, content):
             return None
 
         async def send(lease: Lease) -> tuple[int, dict[str, str], bytes]:
-            fresh = dict(upstream_headers(self.settings, lease.credentials, meta.get("session_headers", [])))
+            fresh = dict(upstream_headers(self.settings, lease.credentials, session_headers))
             del fresh["Host"]
             return await send_upstream(self.client(), url, fresh, body)
 
         first = UpstreamAnswer(status, dict(headers), content, lease)
-        final = await recover(self.pool, first, send, meta.get("session_id"))
+        final = await recover(self.pool, first, send, session_id)
         return final if final.notes else None
 
     async def catalog_headers(self, *, replaying: bool) -> dict[str, str] | None:

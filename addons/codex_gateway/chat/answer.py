@@ -4,7 +4,7 @@ replayed responses, with the same state machine as the streaming path)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import orjson
 
@@ -17,24 +17,31 @@ from .translator import render_completion
 from .translator import run_body
 from .translator import translate_body
 
-__all__ = ["machine_for", "buffered_answer"]
+__all__ = ["ChatOptions", "machine_for", "buffered_answer"]
 
 
-def machine_for(meta: Mapping[str, Any], *, always_usage: bool = False) -> ChatStream:
-    """The state machine for a flow, configured from its (serializable) metadata."""
-    return ChatStream(
-        model=meta["model"],
-        include_usage=bool(meta["include_usage"]) or always_usage,
-        stop=tuple(meta["stop"]),
-    )
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    """What the client's answer depends on besides the upstream body: as the request asked (the flow record
+    keeps them, so a saved flow is translated again exactly as it was)."""
+
+    model: str
+    stream: bool
+    include_usage: bool = False
+    stop: tuple[str, ...] = ()
 
 
-def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
+def machine_for(options: ChatOptions, *, always_usage: bool = False) -> ChatStream:
+    """The state machine for a chat request."""
+    return ChatStream(model=options.model, include_usage=options.include_usage or always_usage, stop=options.stop)
+
+
+def buffered_answer(options: ChatOptions, status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
     if not (200 <= status < 300):
         return ClientAnswer.from_error(upstream_error(status, body, headers))
-    stream = bool(meta["stream"])
+    stream = options.stream
     # A non-streamed answer always carries usage; it is folded from the same chunks a stream would get.
-    machine = machine_for(meta, always_usage=not stream)
+    machine = machine_for(options, always_usage=not stream)
     if stream:  # exactly what the stream callable would have sent, in one piece
         out = translate_body(machine, body)
         answer = ClientAnswer(200, "text/event-stream", out, error=machine.error["message"] if machine.error else None)

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ..answer import Outcome
 from ..sse import DONE
 from ..sse import RawBodyKeeper
 from ..sse import SSEDecoder
@@ -55,6 +56,12 @@ class ChatSSETranslator(RawBodyKeeper):
             if written is not None:
                 return written
         return self._written(self._encode(self._run(events)))
+
+    def outcome(self) -> Outcome:
+        """How the answer ended, for the flow record (see `answer.StreamCallable`)."""
+        machine = self.machine
+        error = machine.error["message"] if machine.error else None
+        return Outcome(machine.finish_reason, machine.usage, machine.tool_call_names, self.first_token_at, error)
 
     def _text_delta(self, data: str) -> list[bytes] | None:
         """The hot path: a read holding one text delta. The state machine takes the event as `feed` would give it

@@ -17,7 +17,7 @@ import orjson
 from mitmproxy import http
 
 from ..answer import ClientAnswer
-from ..inspect.summary import META
+from ..flow_record import record_of
 from ..inspect.summary import remember_upstream_body
 from .cors import cors_headers
 from .headers import client_response_headers
@@ -42,7 +42,8 @@ def answer_headers(answer: ClientAnswer, upstream: http.Headers | None, origin: 
 def write_answer(flow: http.HTTPFlow, answer: ClientAnswer) -> None:
     response = flow.response
     assert response is not None
-    headers = answer_headers(answer, response.headers, flow.metadata.get(META, {}).get("cors_origin"))
+    record = record_of(flow)
+    headers = answer_headers(answer, response.headers, record.cors_origin if record is not None else None)
     # The answer's headers never carry content-encoding or transfer-encoding (allow-listed above), so the body
     # goes in as it is with its length: what `response.content = ...` would do, without its header lookups.
     headers.fields += ((b"content-length", str(len(answer.body)).encode()),)
@@ -70,7 +71,7 @@ class AnswerWriter:
             if self.keeps_flows:
                 remember_upstream_body(flow)  # the views still show what upstream sent
             write_answer(flow, answer)
-        if not self.keeps_flows and META in flow.metadata:
+        if not self.keeps_flows and record_of(flow) is not None:
             shed_bodies(flow)
 
 
@@ -79,9 +80,9 @@ def shed_bodies(flow: http.HTTPFlow) -> None:
     keeps it: the upstream request as sent, the client's original body in the metadata and a streamed answer's
     raw upstream body. A buffered answer stays: mitmproxy sends it after this hook."""
     flow.request.raw_content = None
-    original = flow.metadata[META].get("original_request")
-    if isinstance(original, dict):
-        original.pop("body", None)
+    record = record_of(flow)
+    if record is not None and record.original_request is not None:
+        record.original_request.body = None
     response = flow.response
     if response is not None and callable(response.stream):
         response.raw_content = None

@@ -1,8 +1,10 @@
 """Per-endpoint translation, behind one interface the addon's hooks use (no mitmproxy here).
 
-Every endpoint that reaches the Codex backend is prepared into an `Upstream` (path, body, session headers and
-serializable metadata); its successful answer is either streamed through an endpoint-specific callable or
-answered from the buffered upstream body. The metadata is all a later hook (or a replay) needs to do that.
+Every endpoint that reaches the Codex backend is prepared into an `Upstream` (path, body, session headers), and
+what the translation decided goes into the flow's record (`flow_record.FlowRecord`: model, stream, counts, ...);
+its successful answer is either streamed through an endpoint-specific callable or answered from the buffered
+upstream body. The record is all a later hook (or a replay of a saved flow) needs to do that; everything here
+dispatches on its `Route`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 
 import orjson
 
 from ..answer import ClientAnswer
+from ..answer import StreamCallable
+from ..chat.answer import ChatOptions
 from ..chat.answer import buffered_answer as chat_buffered_answer
 from ..chat.answer import machine_for
 from ..chat.request import DEFAULT_INSTRUCTIONS
@@ -27,14 +30,13 @@ from ..errors import GatewayError
 from ..errors import bad_request
 from ..errors import parse_json_object
 from ..errors import upstream_error
+from ..flow_record import FlowRecord
+from ..flow_record import Route
 from ..images import request as images
 from ..responses import request as responses_api
 from ..responses import stream as responses_stream
-from .routes import Route
 
-__all__ = ["Upstream", "prepare_upstream", "stream_translator", "stream_outcome", "buffered_answer"]
-
-StreamCallable = ChatSSETranslator | responses_stream.ResponsesSSEPassThrough
+__all__ = ["Upstream", "prepare_upstream", "stream_translator", "buffered_answer", "chat_options"]
 
 
 @dataclass
@@ -42,7 +44,6 @@ class Upstream:
     path: str  # below codex_upstream
     body: bytes
     session_headers: list[tuple[str, str]]
-    meta: dict[str, Any] = field(default_factory=dict)  # merged into the flow's metadata: serializable, no secrets
 
 
 def prepare_upstream(
@@ -50,104 +51,107 @@ def prepare_upstream(
     raw: bytes,
     content_type: str | None,
     client_headers: Iterable[tuple[str, str]],
+    record: FlowRecord,
     *,
     image_orchestrator: str = images.DEFAULT_ORCHESTRATOR,
     parsed: Any = None,
 ) -> Upstream:
-    """Validates and translates a client request. Raises `GatewayError` (4xx) with nothing sent upstream.
+    """Validates and translates a client request, and records what the translation decided in `record` (model,
+    stream, counts, dropped parameters, session id). Raises `GatewayError` (4xx) with nothing sent upstream.
 
     `parsed`: the caller's `orjson.loads(raw)`, if it has one (saves parsing a chat request twice)."""
-    if route is Route.CHAT:
-        req = translate_chat_request(raw, parsed)
-        meta = {
-            "endpoint": "chat.completions",
-            "model": req.model,
-            "stream": req.stream,
-            "include_usage": req.include_usage,
-            "stop": list(req.stop),
-            "dropped": req.dropped,
-            "messages": req.message_count,
-            "tools": req.tool_count,
-            "session_id": req.session_id,
-        }
-        return Upstream("/responses", _encoded(req.body_bytes), [("session_id", req.session_id)], meta)
-    if route is Route.RESPONSES:
-        rreq = responses_api.prepare(raw, default_instructions=DEFAULT_INSTRUCTIONS)
-        meta = {
-            "endpoint": "responses",
-            "model": rreq.model,
-            "stream": rreq.stream,
-            "dropped": rreq.dropped,
-            "stripped_ids": rreq.stripped_ids,
-            "messages": rreq.input_items,
-            "tools": rreq.tool_count,
-            "session_id": rreq.session_id,
-        }
-        headers = responses_api.upstream_session_headers(client_headers, rreq.session_id)
-        return Upstream("/responses", _encoded(rreq.body_bytes, rreq.body), headers, meta)
-    if route is Route.COMPACT:
-        doc = parse_json_object(raw)
-        model = doc.get("model")
-        session_id = uuid_key(raw)
-        headers = responses_api.upstream_session_headers(client_headers, session_id)
-        meta = {"endpoint": "responses.compact", "model": model if isinstance(model, str) else "?", "stream": False}
-        return Upstream("/responses/compact", raw, headers, meta)
-    if route in (Route.IMAGES_GENERATIONS, Route.IMAGES_EDITS):
-        prepare = images.prepare_generation if route is Route.IMAGES_GENERATIONS else images.prepare_edit
-        body, imeta = prepare(raw, content_type, orchestrator=image_orchestrator)
-        meta = {
-            "endpoint": imeta.get("endpoint", route.value),
-            "model": body.get("model", image_orchestrator),
-            "stream": False,
-            "images": imeta,
-            "session_id": imeta["session_id"],
-        }
-        return Upstream("/responses", _encoded(lambda: orjson.dumps(body)), [("session_id", imeta["session_id"])], meta)
+    match route:
+        case Route.CHAT:
+            return _chat(raw, parsed, record)
+        case Route.RESPONSES:
+            return _responses(raw, client_headers, record)
+        case Route.COMPACT:
+            return _compact(raw, client_headers, record)
+        case Route.IMAGES_GENERATIONS | Route.IMAGES_EDITS:
+            return _images(route, raw, content_type, image_orchestrator, record)
     raise GatewayError(500, f"No upstream translation for {route.value}.")
 
 
-def stream_translator(meta: Mapping[str, Any]) -> StreamCallable | None:
+# Each records the translation only once the request is fully translated: a request refused half-way (e.g. a
+# body nested too deep to write) is recorded like any other bad request.
+
+
+def _chat(raw: bytes, parsed: Any, record: FlowRecord) -> Upstream:
+    req = translate_chat_request(raw, parsed)
+    body = _encoded(req.body_bytes)
+    record.model = req.model
+    record.stream = req.stream
+    record.include_usage = req.include_usage
+    record.stop = list(req.stop)
+    record.dropped = req.dropped
+    record.messages = req.message_count
+    record.tools = req.tool_count
+    record.session_id = req.session_id
+    return Upstream("/responses", body, [("session_id", req.session_id)])
+
+
+def _responses(raw: bytes, client_headers: Iterable[tuple[str, str]], record: FlowRecord) -> Upstream:
+    req = responses_api.prepare(raw, default_instructions=DEFAULT_INSTRUCTIONS)
+    body = _encoded(req.body_bytes, req.body)
+    record.model = req.model
+    record.stream = req.stream
+    record.dropped = req.dropped
+    record.stripped_ids = req.stripped_ids
+    record.messages = req.input_items
+    record.tools = req.tool_count
+    record.session_id = req.session_id
+    return Upstream("/responses", body, responses_api.upstream_session_headers(client_headers, req.session_id))
+
+
+def _compact(raw: bytes, client_headers: Iterable[tuple[str, str]], record: FlowRecord) -> Upstream:
+    model = parse_json_object(raw).get("model")
+    record.model = model if isinstance(model, str) else "?"
+    record.stream = False
+    session_id = uuid_key(raw)
+    return Upstream("/responses/compact", raw, responses_api.upstream_session_headers(client_headers, session_id))
+
+
+def _images(route: Route, raw: bytes, content_type: str | None, orchestrator: str, record: FlowRecord) -> Upstream:
+    prepare = images.prepare_generation if route is Route.IMAGES_GENERATIONS else images.prepare_edit
+    doc, job = prepare(raw, content_type, orchestrator=orchestrator)
+    body = _encoded(lambda: orjson.dumps(doc))
+    record.model = doc.get("model", orchestrator)
+    record.stream = False
+    record.images = job
+    record.session_id = job.session_id
+    return Upstream("/responses", body, [("session_id", job.session_id)])
+
+
+def chat_options(record: FlowRecord) -> ChatOptions:
+    """How a chat flow's answer is translated, from its record."""
+    return ChatOptions(
+        model=record.model or "unknown",
+        stream=bool(record.stream),
+        include_usage=bool(record.include_usage),
+        stop=tuple(record.stop or ()),
+    )
+
+
+def stream_translator(record: FlowRecord) -> StreamCallable | None:
     """The incremental translator for a successful answer to a streaming client (None: buffer it)."""
-    if not meta.get("stream"):
+    if not record.stream:
         return None
-    if meta["endpoint"] == "chat.completions":
-        return ChatSSETranslator(machine_for(meta))
-    if meta["endpoint"] == "responses":
-        return responses_stream.ResponsesSSEPassThrough(model=meta.get("model"))
+    if record.endpoint is Route.CHAT:
+        return ChatSSETranslator(machine_for(chat_options(record)))
+    if record.endpoint is Route.RESPONSES:
+        return responses_stream.ResponsesSSEPassThrough(model=record.model)
     return None
 
 
-def stream_outcome(stream: StreamCallable) -> dict[str, Any]:
-    """What the summary records about a streamed answer."""
-    if isinstance(stream, ChatSSETranslator):
-        machine = stream.machine
-        error = machine.error["message"] if machine.error else None
-        return {
-            "finish_reason": machine.finish_reason,
-            "usage": machine.usage,
-            "tool_calls": machine.tool_call_names,
-            "first_token_at": stream.first_token_at,
-            **({"error": error} if error else {}),
-        }
-    failed = stream.error.get("message") if stream.error else None
-    return {
-        "finish_reason": stream.finish_reason,
-        "usage": stream.summary_usage,
-        "tool_calls": stream.tool_calls,
-        "first_token_at": stream.first_token_at,
-        **({"error": failed} if failed else {}),
-    }
-
-
-def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
+def buffered_answer(record: FlowRecord, status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
     """The client's answer from a whole upstream body (non-streaming clients, upstream errors, replays)."""
-    endpoint = meta.get("endpoint")
-    if endpoint == "chat.completions":
-        return chat_buffered_answer(meta, status, headers, body)
-    if endpoint == "responses":
-        return responses_stream.buffered_answer(bool(meta.get("stream")), status, headers, body)
-    if endpoint in ("images.generations", "images.edits"):
-        return images.buffered_answer(meta["images"], status, headers, body)
+    match record.endpoint:
+        case Route.CHAT:
+            return chat_buffered_answer(chat_options(record), status, headers, body)
+        case Route.RESPONSES:
+            return responses_stream.buffered_answer(bool(record.stream), status, headers, body)
+        case Route.IMAGES_GENERATIONS | Route.IMAGES_EDITS if record.images is not None:
+            return images.buffered_answer(record.images, status, headers, body)
     if not (200 <= status < 300):
         return ClientAnswer.from_error(upstream_error(status, body, headers))
     content_type = headers.get("content-type", "application/json")

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from urllib.parse import unquote
 
 from ..errors import GatewayError
+from ..flow_record import Route
 
-__all__ = ["Route", "route_for", "model_id", "check_body"]
-
-
-class Route(Enum):
-    CHAT = "chat.completions"
-    RESPONSES = "responses"
-    COMPACT = "responses.compact"
-    MODELS = "models"
-    MODEL = "models.retrieve"
-    IMAGES_GENERATIONS = "images.generations"
-    IMAGES_EDITS = "images.edits"
+__all__ = ["Route", "route_for", "model_id", "check_body"]  # Route: declared with the flow record, which keeps it
 
 
 # path (without the optional /v1 prefix) → (route, allowed method)

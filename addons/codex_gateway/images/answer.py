@@ -23,6 +23,7 @@ from ..errors import GatewayError
 from ..errors import failure_status
 from ..errors import upstream_error
 from ..sse import SSEDecoder
+from .job import ImageJob
 
 __all__ = ["answer_from_events", "answer_from_body", "buffered_answer"]
 
@@ -30,7 +31,7 @@ __all__ = ["answer_from_events", "answer_from_body", "buffered_answer"]
 # -- answers --------------------------------------------------------------------------------------------------
 
 
-def answer_from_body(body: bytes, meta: Mapping[str, Any], *, now: float | None = None) -> tuple[int, dict[str, Any]]:
+def answer_from_body(body: bytes, job: ImageJob, *, now: float | None = None) -> tuple[int, dict[str, Any]]:
     """A whole upstream SSE body → `(200, images response)` or `(status, error envelope)`."""
     decoder = SSEDecoder()
     events: list[dict[str, Any]] = []
@@ -43,11 +44,11 @@ def answer_from_body(body: bytes, meta: Mapping[str, Any], *, now: float | None 
             continue
         if isinstance(obj, dict):
             events.append(obj)
-    return answer_from_events(events, meta, now=now)
+    return answer_from_events(events, job, now=now)
 
 
 def answer_from_events(
-    events: Iterable[Mapping[str, Any]], meta: Mapping[str, Any], *, now: float | None = None
+    events: Iterable[Mapping[str, Any]], job: ImageJob, *, now: float | None = None
 ) -> tuple[int, dict[str, Any]]:
     """Parsed upstream events → `(200, {created, data: [{b64_json, revised_prompt}], ..., usage})`, or an error
     envelope: the upstream failure mapped like `/v1/responses`, a failed image call (400, e.g. moderation), or a
@@ -70,8 +71,9 @@ def answer_from_events(
         "data": [image],
     }
     source = done or {}
-    for key in ("background", "output_format", "quality", "size"):
-        value = source.get(key) or meta.get(key)
+    asked = {"background": job.background, "output_format": job.output_format, "quality": job.quality, "size": job.size}
+    for key, requested in asked.items():
+        value = source.get(key) or requested  # what the tool used, else what the client asked for
         if isinstance(value, str) and value != "auto":
             payload[key] = value
     usage = _image_usage(seen.final)
@@ -175,11 +177,11 @@ def _image_usage(final: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
+def buffered_answer(job: ImageJob, status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
     """The client's answer for the (always buffered) upstream answer of an images request."""
     if not (200 <= status < 300):
         return ClientAnswer.from_error(upstream_error(status, body, headers))
-    code, payload = answer_from_body(body, meta)
+    code, payload = answer_from_body(body, job)
     answer = ClientAnswer(code, "application/json", orjson.dumps(payload))
     if code != 200:
         answer.error = payload["error"]["message"]

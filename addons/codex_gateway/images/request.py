@@ -8,18 +8,18 @@ Everything the tool cannot do is refused with a 400 envelope before anything goe
 `response_format: "url"` (there is nowhere to host a URL), DALL·E models, sizes and qualities, unknown output
 formats, `output_compression` with PNG, a transparent background with JPEG, `stream: true`, `file_id`
 references, images that are not PNG/JPEG/WebP. Ignorable parameters (`user`, `style`, `partial_images`,
-unknown ones) are dropped and listed in `meta["dropped"]`.
+unknown ones) are dropped and listed in the job's `dropped`.
 
 Wiring (addon), for both endpoints; the answer is always buffered (no `response.stream`):
 
-    body, meta = prepare_generation(raw, content_type)        # or prepare_edit(raw, content_type)
+    body, job = prepare_generation(raw, content_type)        # or prepare_edit(raw, content_type)
     # GatewayError 400/415 → answer locally. Edits may come as multipart/form-data, which the route admits
     # for them (http.routes.check_body(..., multipart=True)).
-    upstream POST {codex_upstream}/responses, json body, the usual Codex headers (+ session_id: meta["session_id"])
-    answer = buffered_answer(meta, status, headers, upstream_body)   # ClientAnswer (JSON)
+    upstream POST {codex_upstream}/responses, json body, the usual Codex headers (+ session_id: job.session_id)
+    answer = buffered_answer(job, status, headers, upstream_body)   # ClientAnswer (JSON)
 
-`meta` is a JSON-serializable dict (store it in flow metadata). `answer_from_events(events, meta)` and
-`answer_from_body(body, meta)` give `(http_status, images_response | error_envelope)`.
+`job` is an `ImageJob` (images/job.py; the flow record keeps it). `answer_from_events(events, job)` and
+`answer_from_body(body, job)` give `(http_status, images_response | error_envelope)`.
 
 The answer side (the finished `image_generation_call` → an images response) is in images/answer.py.
 """
@@ -41,6 +41,7 @@ from ..errors import parse_json_object
 from .answer import answer_from_body  # re-exported: images is the entry point
 from .answer import answer_from_events
 from .answer import buffered_answer
+from .job import ImageJob
 from .multipart import parse_multipart
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "answer_from_body",
     "buffered_answer",
     "parse_multipart",
+    "ImageJob",
 ]
 
 DEFAULT_ORCHESTRATOR = "gpt-5.4-mini"
@@ -100,7 +102,7 @@ _BARE_BASE64 = re.compile(r"^[A-Za-z0-9+/=_-]{80,}$")
 
 def prepare_generation(
     body: bytes, content_type: str | None, *, orchestrator: str = DEFAULT_ORCHESTRATOR, forward_model: bool = True
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], ImageJob]:
     """`POST /v1/images/generations`: JSON, as the SDK sends it (a multipart form parses too, but the route admits
     multipart only for edits)."""
     fields, files = _fields(body, content_type)
@@ -109,7 +111,7 @@ def prepare_generation(
 
 def prepare_edit(
     body: bytes, content_type: str | None, *, orchestrator: str = DEFAULT_ORCHESTRATOR, forward_model: bool = True
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], ImageJob]:
     """`POST /v1/images/edits`: multipart/form-data (`image`/`image[]` files, optional `mask`, as the OpenAI SDK
     sends) or JSON (`images: [{image_url}]`, `image`, `mask: {image_url}` with http(s) or data URLs)."""
     fields, files = _fields(body, content_type)
@@ -122,7 +124,7 @@ def _prepare(
     files: dict[str, list[tuple[bytes, str | None]]],
     orchestrator: str,
     forward_model: bool,
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], ImageJob]:
     edit = endpoint == "images.edits"
     prompt = _prompt(fields.get("prompt"))
     model = _model(fields.get("model"))
@@ -133,22 +135,21 @@ def _prepare(
     dropped = [k for k in fields if k in _DROPPED or k not in _KNOWN]
     if model is not None and not forward_model:
         dropped.append("model")
-    meta: dict[str, Any] = {
-        "endpoint": endpoint,
-        "model": model,
-        "orchestrator": orchestrator,
-        "stream": False,
-        "prompt_chars": len(prompt),
-        "images": len(images),
-        "mask": mask is not None,
-        "size": options["size"],
-        "quality": options["quality"],
-        "background": options["background"],
-        "output_format": options["output_format"],
-        "dropped": list(dict.fromkeys(dropped)),
-        "session_id": uuid_key(orjson.dumps([endpoint, prompt, len(images)])),
-    }
-    return _codex_body(orchestrator, prompt, images, tool), meta
+    job = ImageJob(
+        edit=edit,
+        orchestrator=orchestrator,
+        session_id=uuid_key(orjson.dumps([endpoint, prompt, len(images)])),
+        model=model,
+        prompt_chars=len(prompt),
+        images=len(images),
+        mask=mask is not None,
+        size=options["size"],
+        quality=options["quality"],
+        background=options["background"],
+        output_format=options["output_format"],
+        dropped=list(dict.fromkeys(dropped)),
+    )
+    return _codex_body(orchestrator, prompt, images, tool), job
 
 
 def _prompt(prompt: Any) -> str:

@@ -27,21 +27,22 @@ from mitmproxy import flow
 from mitmproxy import http
 from mitmproxy.hooks import UpdateHook
 
+from ..flow_record import FlowRecord
 from . import contentviews
 from .summary import annotate as annotate_flow
-from .summary import chat_meta_of
+from .summary import chat_record_of
 
 __all__ = ["load", "running", "usage_table", "summary_lines", "runs_table", "usage", "summary", "runs", "annotate"]
 
 WEB_COLUMN = "comment"
 
 
-# -- pure helpers over gateway metadata ------------------------------------------------------------------
+# -- pure helpers over flow records ----------------------------------------------------------------------
 
 
-def gateway_meta(flows: Iterable[flow.Flow]) -> list[tuple[flow.Flow, dict[str, Any]]]:
-    """The gateway chat flows among `flows`, with their metadata."""
-    return [(f, meta) for f in flows if (meta := chat_meta_of(f)) is not None]
+def chat_records(flows: Iterable[flow.Flow]) -> list[tuple[flow.Flow, FlowRecord]]:
+    """The gateway chat flows among `flows`, with their records."""
+    return [(f, record) for f in flows if (record := chat_record_of(f)) is not None]
 
 
 @dataclass
@@ -53,12 +54,12 @@ class UsageRow:
     completion: int = 0
     reasoning: int = 0
 
-    def add(self, meta: dict[str, Any]) -> None:
+    def add(self, record: FlowRecord) -> None:
         self.requests += 1
-        if meta.get("failure") or meta.get("error"):
+        if record.failure or record.error:
             self.failed += 1
-        usage = meta.get("usage")
-        if isinstance(usage, dict):
+        usage = record.usage
+        if usage is not None:
             self.prompt += int(usage.get("prompt_tokens") or 0)
             self.completion += int(usage.get("completion_tokens") or 0)
             self.cached += int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
@@ -76,37 +77,37 @@ class UsageRow:
         ]
 
 
-def usage_table(metas: Iterable[dict[str, Any]]) -> str:
+def usage_table(records: Iterable[FlowRecord]) -> str:
     """Token usage per (model, account), with a total row; failed requests count as requests too."""
     rows: dict[tuple[str, str], UsageRow] = {}
     total = UsageRow()
-    for meta in metas:
-        key = (str(meta.get("model") or "?"), str(meta.get("account") or "?"))
-        rows.setdefault(key, UsageRow()).add(meta)
-        total.add(meta)
+    for record in records:
+        key = (record.model or "?", record.account or "?")
+        rows.setdefault(key, UsageRow()).add(record)
+        total.add(record)
     header = ["model", "account", "requests", "failed", "input", "cached", "output", "reasoning", "total"]
     body = [[model, account, *row.cells()] for (model, account), row in sorted(rows.items())]
     return _table(header, [*body, ["total", "", *total.cells()]] if len(body) != 1 else body)
 
 
-def summary_lines(items: Iterable[tuple[flow.Flow, dict[str, Any]]]) -> str:
+def summary_lines(items: Iterable[tuple[flow.Flow, FlowRecord]]) -> str:
     lines = []
-    for f, meta in items:
-        started = meta.get("started") or getattr(getattr(f, "request", None), "timestamp_start", 0) or 0
+    for f, record in items:
+        started = record.started or getattr(getattr(f, "request", None), "timestamp_start", 0) or 0
         stamp = time.strftime("%H:%M:%S", time.localtime(started))
-        mark = "!" if meta.get("failure") else " "
+        mark = "!" if record.failure else " "
         lines.append(f"{stamp} {mark} {f.comment}")
     return "\n".join(lines)
 
 
-def runs_table(metas: Iterable[dict[str, Any]]) -> str:
+def runs_table(records: Iterable[FlowRecord]) -> str:
     """Requests grouped by run (trace id; requests without one are grouped as "-"), in order of appearance."""
     runs: dict[str, dict[str, Any]] = {}
-    for meta in metas:
-        run = runs.setdefault(str(meta.get("trace") or "-"), {"client": set(), "row": UsageRow(), "calls": []})
-        run["client"].add(str(meta.get("client") or "?"))
-        run["row"].add(meta)
-        run["calls"] += [str(c) for c in meta.get("tool_calls") or ()]
+    for record in records:
+        run = runs.setdefault(record.trace or "-", {"client": set(), "row": UsageRow(), "calls": []})
+        run["client"].add(record.client or "?")
+        run["row"].add(record)
+        run["calls"] += record.tool_calls or []
     header = ["run", "client", "requests", "failed", "input", "output", "tool calls"]
     body = []
     for trace, run in runs.items():
@@ -135,7 +136,7 @@ def _table(header: list[str], rows: list[list[str]], left: frozenset[int] | set[
 @command.command("codex.usage")
 def usage(flows: Sequence[flow.Flow]) -> str:
     """Token usage of the given gateway flows, per model and account."""
-    return _report(flows, lambda items: usage_table(m for _, m in items))
+    return _report(flows, lambda items: usage_table(r for _, r in items))
 
 
 @command.command("codex.summary")
@@ -147,12 +148,12 @@ def summary(flows: Sequence[flow.Flow]) -> str:
 @command.command("codex.runs")
 def runs(flows: Sequence[flow.Flow]) -> str:
     """Gateway flows grouped by agent run (the traceparent trace id)."""
-    return _report(flows, lambda items: runs_table(m for _, m in items))
+    return _report(flows, lambda items: runs_table(r for _, r in items))
 
 
-def _report(flows: Sequence[flow.Flow], render: Callable[[list[tuple[flow.Flow, dict[str, Any]]]], str]) -> str:
+def _report(flows: Sequence[flow.Flow], render: Callable[[list[tuple[flow.Flow, FlowRecord]]], str]) -> str:
     """`render` over the gateway chat flows among `flows`, or a note that there are none."""
-    items = gateway_meta(flows)
+    items = chat_records(flows)
     return render(items) if items else "no gateway chat flows selected"
 
 
@@ -160,7 +161,7 @@ def _report(flows: Sequence[flow.Flow], render: Callable[[list[tuple[flow.Flow, 
 def annotate(flows: Sequence[flow.Flow]) -> None:
     """Recompute the summary comment and failure mark of gateway flows."""
     updated = []
-    for f, _ in gateway_meta(flows):
+    for f, _ in chat_records(flows):
         assert isinstance(f, http.HTTPFlow)
         annotate_flow(f)
         updated.append(f)

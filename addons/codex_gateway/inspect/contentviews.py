@@ -33,9 +33,10 @@ from ..chat.stream import ChatStream
 from ..chat.translator import run_body
 from ..errors import failure_status
 from ..errors import upstream_error
+from ..flow_record import FlowRecord
 from ..sse import SSEDecoder
 from ..sse import SSEEvent
-from .summary import chat_meta_of
+from .summary import chat_record_of
 from .summary import upstream_body
 
 __all__ = [
@@ -68,10 +69,10 @@ class ChatAnswer(FoldedChunks):
     usage_sent: bool | None = None
 
 
-def chat_answer(data: bytes, status: int, headers: Mapping[str, str], meta: Mapping[str, Any] | None) -> ChatAnswer:
+def chat_answer(data: bytes, status: int, headers: Mapping[str, str], record: FlowRecord | None) -> ChatAnswer:
     """The client's answer, from a gateway (or plain chat) response body. Raises ValueError for other bodies.
 
-    `meta` is the flow's gateway metadata (None for non-gateway flows); it says how a raw upstream body was
+    `record` is the flow's gateway record (None for non-gateway flows); it says how a raw upstream body was
     translated (model, stream, include_usage, stop).
     """
     events = _sse_events(data)
@@ -83,14 +84,14 @@ def chat_answer(data: bytes, status: int, headers: Mapping[str, str], meta: Mapp
             answer.streamed = True
             return answer
         if any(isinstance(d, dict) and isinstance(d.get("type"), str) for d in docs):
-            if status >= 300 and meta is not None:
+            if status >= 300 and record is not None:
                 return _upstream_error_answer(data, status, headers)
-            return _from_codex_sse(data, meta)
+            return _from_codex_sse(data, record)
         raise ValueError("an event stream, but neither chat chunks nor Codex events")
     doc = _json(data)
     if isinstance(doc, dict) and doc.get("object") == "chat.completion":
         return _from_completion(doc)
-    if status >= 300 and meta is not None and not _is_envelope(doc):
+    if status >= 300 and record is not None and not _is_envelope(doc):
         return _upstream_error_answer(data, status, headers)
     if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
         err = doc["error"]
@@ -130,15 +131,13 @@ def _from_completion(doc: dict[str, Any]) -> ChatAnswer:
     )
 
 
-def _from_codex_sse(data: bytes, meta: Mapping[str, Any] | None) -> ChatAnswer:
+def _from_codex_sse(data: bytes, record: FlowRecord | None) -> ChatAnswer:
     """Runs a raw upstream body through the state machine configured as it was for the client."""
-    known = bool(meta)
-    meta = meta or {}
-    streamed = bool(meta.get("stream", True))
-    include_usage = bool(meta.get("include_usage")) or not streamed or not known
-    machine = ChatStream(
-        model=str(meta.get("model") or "unknown"), include_usage=include_usage, stop=tuple(meta.get("stop") or ())
-    )
+    known = record is not None
+    record = record or FlowRecord()
+    streamed = record.stream is not False  # a record without `stream` is from a streamed flow
+    include_usage = bool(record.include_usage) or not streamed or not known
+    machine = ChatStream(model=record.model or "unknown", include_usage=include_usage, stop=tuple(record.stop or ()))
     answer = _answer_from_chunks(run_body(machine, data), source="rebuilt from the raw upstream SSE")
     answer.streamed = streamed if known else None
     answer.done = machine.error is None
@@ -367,10 +366,10 @@ class ChatContentview(contentviews.Contentview):
         response = metadata.http_message
         status = response.status_code if isinstance(response, http.Response) else 200
         headers: Mapping[str, str] = response.headers if response is not None else {}
-        return render_answer(chat_answer(data, status, headers, _gateway_meta(metadata)))
+        return render_answer(chat_answer(data, status, headers, _chat_record(metadata)))
 
     def render_priority(self, data: bytes, metadata: Metadata) -> float:
-        return CHAT_PRIORITY if _gateway_meta(metadata) is not None else -1
+        return CHAT_PRIORITY if _chat_record(metadata) is not None else -1
 
 
 class CodexSSEContentview(contentviews.Contentview):
@@ -381,12 +380,12 @@ class CodexSSEContentview(contentviews.Contentview):
 
     def prettify(self, data: bytes, metadata: Metadata) -> str:
         flow = metadata.flow
-        if _gateway_meta(metadata) is not None and isinstance(flow, http.HTTPFlow):
+        if _chat_record(metadata) is not None and isinstance(flow, http.HTTPFlow):
             data = upstream_body(flow) or data
         return render_event_list(data)
 
     def render_priority(self, data: bytes, metadata: Metadata) -> float:
-        if _gateway_meta(metadata) is not None:
+        if _chat_record(metadata) is not None:
             return 0.5  # the Chat view is the default there
         return SSE_PRIORITY if metadata.content_type == "text/event-stream" else -1
 
@@ -397,12 +396,12 @@ def register() -> None:
     contentviews.add(CodexSSEContentview)
 
 
-def _gateway_meta(metadata: Metadata) -> Mapping[str, Any] | None:
-    """The gateway metadata when `metadata` describes the response of a gateway chat flow."""
+def _chat_record(metadata: Metadata) -> FlowRecord | None:
+    """The flow's record when `metadata` describes the response of a gateway chat flow."""
     flow = metadata.flow
     if not isinstance(flow, http.HTTPFlow) or flow.response is None or metadata.http_message is not flow.response:
         return None
-    return chat_meta_of(flow)
+    return chat_record_of(flow)
 
 
 # -- small helpers -------------------------------------------------------------------------------------------

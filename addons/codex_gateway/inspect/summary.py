@@ -1,8 +1,9 @@
-"""What a person sees of a gateway flow: the client's identity, the one-line summary, marks, sanitized metadata.
+"""What a person sees of a gateway flow: the client's identity, the one-line summary, marks, the sanitized request.
 
-`flow.metadata["codex_gateway"]` (key `META`) is the structured record of a flow; it is saved with `-w`, so it
-must never hold a credential. `annotate` turns it into `flow.comment` and `flow.marked` (shown by mitmweb and
-mitmproxy's console), classifies failures (`meta["failure"]`), and strips what must not be shown or saved.
+The flow's record (`flow_record.FlowRecord`, in `flow.metadata["codex_gateway"]`; the module docstring there
+lists its keys) is saved with `-w`, so it must never hold a credential. `annotate` turns it into `flow.comment`
+and `flow.marked` (shown by mitmweb and mitmproxy's console), classifies failures (the record's `failure` and
+`failure_reason`), and strips what must not be shown or saved.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any
 
 from mitmproxy import http
 
+from ..flow_record import FlowRecord
+from ..flow_record import OriginalRequest
+from ..flow_record import record_of
 from ..http.headers import REDACTED
 from ..http.headers import redact_request
 
 __all__ = [
-    "META",
     "FAILED_MARK",
     "client_name",
     "trace_id",
@@ -27,10 +30,9 @@ __all__ = [
     "annotate",
     "remember_upstream_body",
     "upstream_body",
-    "chat_meta_of",
+    "chat_record_of",
 ]
 
-META = "codex_gateway"
 FAILED_MARK = ":warning:"
 OPENCLAW_MARKER = "<!-- openclaw:"
 _SECRET_HEADERS = {"authorization", "cookie", "x-api-key", "chatgpt-account-id", "proxy-authorization"}
@@ -86,24 +88,19 @@ def trace_id(headers: Mapping[str, str]) -> str | None:
     return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
 
 
-def sanitized_request(method: str, path: str, headers: http.Headers, body: bytes) -> dict[str, Any]:
+def sanitized_request(method: str, path: str, headers: http.Headers, body: bytes) -> OriginalRequest:
     """The client's original request, minus credentials (the gateway key may be in it)."""
     pairs: list[tuple[str, str]] = []
     for name, value in headers.fields:  # the raw fields, decoded as `Headers.items(multi=True)` decodes them
         key = name.decode("utf-8", "surrogateescape")
         pairs.append((key, REDACTED if key.lower() in _SECRET_HEADERS else value.decode("utf-8", "surrogateescape")))
-    return {
-        "method": method,
-        "path": path,
-        "headers": pairs,
-        "body": body.decode("utf-8", "replace"),
-    }
+    return OriginalRequest(method, path, pairs, body.decode("utf-8", "replace"))
 
 
 # -- what happened -----------------------------------------------------------------------------------------
 
 
-def failure_of(meta: dict[str, Any], error_msg: str | None = None) -> tuple[str, str] | None:
+def failure_of(record: FlowRecord, error_msg: str | None = None) -> tuple[str, str] | None:
     """(kind, reason) of a failed flow, or None. `error_msg` is mitmproxy's `flow.error.msg`, if any.
 
     Kinds: `client_disconnect`, `upstream_cut` (the upstream connection broke mid-body), `upstream_unreachable`,
@@ -122,60 +119,61 @@ def failure_of(meta: dict[str, Any], error_msg: str | None = None) -> tuple[str,
         if "killed" in lower:
             return "killed", "connection killed"
         return "proxy_error", _clip(error_msg)
-    error = meta.get("error")
-    status = meta.get("client_status")
-    failed_status = isinstance(status, int) and status >= 400
+    error = record.error
+    status = record.client_status
+    failed_status = status is not None and status >= 400
     if not error and not failed_status:
         return None  # also when a first upstream error (401, usage limit) was recovered from by a retry
-    if meta.get("upstream_status") and failed_status:
-        return "upstream_status", f"upstream {meta['upstream_status']}: {_clip(str(error or ''))}".rstrip(": ")
-    if error and "ended before response.completed" in str(error):
+    if record.upstream_status and failed_status:
+        return "upstream_status", f"upstream {record.upstream_status}: {_clip(error or '')}".rstrip(": ")
+    if error and "ended before response.completed" in error:
         return "upstream_incomplete", "upstream stream ended before response.completed"
-    if error and "finish_reason" in meta and not str(error).startswith("The gateway failed"):
+    if error and record.translated and not error.startswith("The gateway failed"):
         # translated from an upstream answer: an in-band error event
         return "error_event", f"error event: {_clip(str(error))}"
-    return "local", f"gateway answered {status}: {_clip(str(error or ''))}".rstrip(": ")
+    return "local", f"gateway answered {status}: {_clip(error or '')}".rstrip(": ")
 
 
-def summary_line(meta: dict[str, Any], *, replayed: bool = False) -> str:
+def summary_line(record: FlowRecord, *, replayed: bool = False) -> str:
     """One line a person can scan: failure first, then who, what, how it ended, how much, how long."""
     parts: list[str] = []
-    if meta.get("failure_reason"):
-        parts.append(f"FAILED {meta['failure_reason']}")
-    who = str(meta.get("client") or "?")
-    if meta.get("trace"):
-        who += f" run {str(meta['trace'])[:8]}"
+    if record.failure_reason:
+        parts.append(f"FAILED {record.failure_reason}")
+    who = record.client or "?"
+    if record.trace:
+        who += f" run {record.trace[:8]}"
     if replayed:
         who += " (replayed)"
     parts.append(who)
-    if meta.get("endpoint") not in (None, "chat.completions"):
-        parts.append(str(meta["endpoint"]))
-    if meta.get("model"):
-        parts.append(f"{meta['model']} {'stream' if meta.get('stream') else 'non-stream'}")
-    if "messages" in meta:
-        parts.append(f"{meta.get('messages', 0)} msgs, {meta.get('tools', 0)} tools")
-    if meta.get("finish_reason"):
-        calls = meta.get("tool_calls") or []
-        parts.append(f"finish {meta['finish_reason']}" + (f" ({', '.join(map(str, calls))})" if calls else ""))
-    usage = meta.get("usage")
-    if isinstance(usage, dict):
+    endpoint = record.endpoint_name
+    if endpoint not in (None, "chat.completions"):
+        parts.append(str(endpoint))
+    if record.model:
+        parts.append(f"{record.model} {'stream' if record.stream else 'non-stream'}")
+    if record.messages is not None:
+        parts.append(f"{record.messages} msgs, {record.tools or 0} tools")
+    if record.finish_reason:
+        calls = record.tool_calls or []
+        parts.append(f"finish {record.finish_reason}" + (f" ({', '.join(calls)})" if calls else ""))
+    usage = record.usage
+    if usage is not None:
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
         reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
         parts.append(
             f"in {usage.get('prompt_tokens', 0)} (cached {cached}) out {usage.get('completion_tokens', 0)}"
             f" (reasoning {reasoning})"
         )
-    started = meta.get("started")
-    if started and meta.get("first_token_at"):
-        parts.append(f"ttft {_duration(meta['first_token_at'] - started)}")
-    if started and meta.get("finished_at"):
-        parts.append(f"total {_duration(meta['finished_at'] - started)}")
-    if meta.get("account"):
-        parts.append(f"acct {meta['account']}")
-    if meta.get("retries"):
-        parts.append(f"retried {len(meta['retries'])}x ({'; '.join(map(str, meta['retries']))})")
-    if meta.get("dropped"):
-        parts.append("dropped " + ",".join(map(str, meta["dropped"])))
+    started = record.started
+    if started and record.first_token_at:
+        parts.append(f"ttft {_duration(record.first_token_at - started)}")
+    if started and record.finished_at:
+        parts.append(f"total {_duration(record.finished_at - started)}")
+    if record.account:
+        parts.append(f"acct {record.account}")
+    if record.retries:
+        parts.append(f"retried {len(record.retries)}x ({'; '.join(record.retries)})")
+    if record.dropped:
+        parts.append("dropped " + ",".join(record.dropped))
     return " | ".join(parts)
 
 
@@ -185,30 +183,27 @@ def annotate(flow: http.HTTPFlow) -> None:
     It also makes the flow safe to show and save: request credentials are redacted (a locally answered request
     still holds the client's headers, gateway key included) and upstream `Set-Cookie` headers are dropped.
     """
-    meta = flow.metadata.get(META)
-    if not meta:
+    record = record_of(flow)
+    if record is None:
         return
-    if "client" not in meta:  # answered before the request was parsed (e.g. a wrong gateway key)
-        meta["client"] = client_name(flow.request.headers, None)
+    if record.client is None:  # answered before the request was parsed (e.g. a wrong gateway key)
+        record.client = client_name(flow.request.headers, None)
     redact_request(flow.request.headers)
     if flow.response is not None:
         _drop_set_cookie(flow.response.headers)
-    failure = failure_of(meta, flow.error.msg if flow.error else None)
+    failure = failure_of(record, flow.error.msg if flow.error else None)
     if failure is None:
-        meta.pop("failure", None)
-        meta.pop("failure_reason", None)
+        record.failure = record.failure_reason = None
     else:
-        meta["failure"], meta["failure_reason"] = failure
+        record.failure, record.failure_reason = failure
         flow.marked = FAILED_MARK
-    flow.comment = summary_line(meta, replayed=flow.is_replay == "response")
+    flow.comment = summary_line(record, replayed=flow.is_replay == "response")
 
 
-def chat_meta_of(flow: Any) -> dict[str, Any] | None:
-    """The gateway metadata of a chat.completions flow (translated or answered locally after parsing), else None."""
-    meta = flow.metadata.get(META) if isinstance(flow, http.HTTPFlow) else None
-    if not isinstance(meta, dict) or "original_request" not in meta:
-        return None
-    return meta if meta.get("endpoint", "chat.completions") == "chat.completions" else None
+def chat_record_of(flow: Any) -> FlowRecord | None:
+    """The record of a chat.completions flow (translated or answered locally after parsing), else None."""
+    record = record_of(flow) if isinstance(flow, http.HTTPFlow) else None
+    return record if record is not None and record.is_chat else None
 
 
 def remember_upstream_body(flow: http.HTTPFlow) -> None:

@@ -19,8 +19,8 @@ whose data is not a JSON object (`[DONE]`, junk) are dropped, as Codex itself sk
 Wiring (addon):
 
 - streamed client, 2xx upstream: `response.stream = ResponsesSSEPassThrough()`; afterwards
-  `take_raw_body()` is the upstream SSE for the saved flow, and `finish_reason`, `summary_usage`, `tool_calls`,
-  `error`, `first_token_at` describe the answer (http.endpoints.stream_outcome records them in the flow summary).
+  `take_raw_body()` is the upstream SSE for the saved flow, and `outcome()` describes the answer for the flow
+  record (`finish_reason`, `summary_usage`, `tool_calls`, `error`, `first_token_at`).
 - anything buffered (non-streamed client, upstream error, replayed response):
   `buffered_answer(stream, status, headers, body) -> ClientAnswer` (same machinery: a non-streamed answer is the
   aggregate of exactly what a streamed one would have shown).
@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from ..answer import ClientAnswer
+from ..answer import Outcome
 from ..codex_events import chat_usage
 from ..errors import GatewayError
 from ..errors import failure_status
@@ -127,6 +128,11 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
     def summary_usage(self) -> dict[str, Any] | None:
         """Usage in the chat shape the flow summaries use (prompt/completion tokens and their details)."""
         return chat_usage(self.usage)
+
+    def outcome(self) -> Outcome:
+        """How the answer ended, for the flow record (see `answer.StreamCallable`)."""
+        failed = self.error.get("message") if self.error else None
+        return Outcome(self.finish_reason, self.summary_usage, self.tool_calls, self.first_token_at, failed)
 
     def output_items(self) -> list[dict[str, Any]]:
         """The answer's output items in `output_index` order: finished items, and unfinished ones as far as they
