@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 from codex_gateway.answer import ClientAnswer
+from codex_gateway.chat.answer import ChatOptions
 from codex_gateway.chat.answer import buffered_answer
 from codex_gateway.chat.answer import machine_for
 from codex_gateway.errors import GatewayError
@@ -27,12 +28,12 @@ USAGE = {
 }
 
 
-def meta(stream: bool = False, include_usage: bool = False, stop: list[str] | None = None) -> dict[str, Any]:
-    return {"model": "gpt-5.4", "stream": stream, "include_usage": include_usage, "stop": stop or []}
+def options(stream: bool = False, include_usage: bool = False, stop: list[str] | None = None) -> ChatOptions:
+    return ChatOptions("gpt-5.4", stream, include_usage, tuple(stop or ()))
 
 
 def answer(events: list[Any], **kw: Any) -> ClientAnswer:
-    return buffered_answer(meta(**kw), 200, {}, encode_upstream(events))
+    return buffered_answer(options(**kw), 200, {}, encode_upstream(events))
 
 
 # -- machine_for ------------------------------------------------------------------------------------------------
@@ -42,12 +43,12 @@ def answer(events: list[Any], **kw: Any) -> ClientAnswer:
     "include_usage, always_usage, expected", [(False, False, False), (True, False, True), (False, True, True)]
 )
 def test_machine_for_usage(include_usage: bool, always_usage: bool, expected: bool) -> None:
-    machine = machine_for(meta(include_usage=include_usage), always_usage=always_usage)
+    machine = machine_for(options(include_usage=include_usage), always_usage=always_usage)
     assert machine.include_usage is expected
 
 
 def test_machine_for_model() -> None:
-    assert machine_for(meta()).model == "gpt-5.4"
+    assert machine_for(options()).model == "gpt-5.4"
 
 
 # -- non-streamed clients ---------------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ UPSTREAM_ERRORS = [
 def test_upstream_http_errors_are_envelopes(
     stream: bool, upstream_status: int, body: bytes, status: int, etype: str, code: str | None
 ) -> None:
-    a = buffered_answer(meta(stream=stream), upstream_status, {}, body)
+    a = buffered_answer(options(stream=stream), upstream_status, {}, body)
     assert (a.status, a.content_type) == (status, "application/json")
     err = json.loads(a.body)["error"]
     assert (err["type"], err["code"]) == (etype, code)
@@ -189,7 +190,7 @@ def test_upstream_http_errors_are_envelopes(
 
 def test_upstream_retry_after_is_passed_on() -> None:
     body = orjson.dumps({"error": {"type": "usage_limit_reached", "message": "limit", "resets_in_seconds": 60}})
-    assert buffered_answer(meta(), 429, {}, body).headers == {"retry-after": "60"}
+    assert buffered_answer(options(), 429, {}, body).headers == {"retry-after": "60"}
 
 
 def test_from_error() -> None:

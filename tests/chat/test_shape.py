@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+from codex_gateway.chat.answer import ChatOptions
 from codex_gateway.chat.answer import buffered_answer
 from codex_gateway.chat.shape import ChatShape
 from codex_gateway.chat.shape import shape_of_answer
@@ -19,8 +20,7 @@ CALLS = ev.tool_calls([("get_weather", '{"city":"Paris"}', "call_1"), ("noop", "
 
 def gateway_answer(events: list[Any], *, stream: bool, include_usage: bool = False) -> tuple[str, bytes]:
     """What the gateway answers a chat client for these upstream events."""
-    meta = {"model": "gpt-5.4", "stream": stream, "include_usage": include_usage, "stop": []}
-    a = buffered_answer(meta, 200, {}, encode_upstream(events))
+    a = buffered_answer(ChatOptions("gpt-5.4", stream, include_usage), 200, {}, encode_upstream(events))
     return a.content_type, a.body
 
 

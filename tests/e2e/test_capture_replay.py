@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from codex_gateway.flow_record import FlowRecord
+from codex_gateway.flow_record import record_of
 from codex_gateway.http.headers import REDACTED
 from codex_gateway.inspect.contentviews import chat_answer
 from codex_gateway.inspect.summary import FAILED_MARK
-from codex_gateway.inspect.summary import META
 from mitmproxy import http
 
 from scripts.fakes import codex_events as ev
@@ -134,8 +135,9 @@ class Capture:
         (found,) = [
             i
             for i, f in enumerate(self.flows)
-            if "original_request" in f.metadata.get(META, {})
-            and orjson.loads(f.metadata[META]["original_request"]["body"]) == body
+            if (original := _record(f).original_request) is not None
+            and original.body is not None
+            and orjson.loads(original.body) == body
         ]
         return found
 
@@ -175,6 +177,10 @@ def _disconnect(base_url: str, key: str, ex: Exchange, backend: FakeCodexBackend
 
 
 _read_flows = read_saved_flows
+
+
+def _record(f: http.HTTPFlow) -> FlowRecord:
+    return record_of(f) or FlowRecord()
 
 
 @pytest.fixture(scope="module")
@@ -225,10 +231,11 @@ def test_capture_holds_every_exchange(capture: Capture) -> None:
 def test_saved_flow_holds_the_original_request_and_the_upstream_request(capture: Capture, name: str) -> None:
     ex = next(e for e in capture.exchanges if e.name == name)
     f = capture.chat_flow(name)
-    original = f.metadata[META]["original_request"]
-    assert (original["method"], original["path"]) == ("POST", "/v1/chat/completions")
-    assert orjson.loads(original["body"]) == ex.body
-    assert dict(original["headers"])["Authorization"] == REDACTED
+    original = _record(f).original_request
+    assert original is not None
+    assert (original.method, original.path) == ("POST", "/v1/chat/completions")
+    assert orjson.loads(original.body or "") == ex.body
+    assert dict(original.headers)["Authorization"] == REDACTED
     assert f.request.path == "/backend-api/codex/responses"
     upstream = orjson.loads(f.request.content or b"")
     assert upstream["instructions"] == SYSTEM and upstream["stream"] is True and "max_completion_tokens" not in upstream
@@ -253,9 +260,9 @@ def test_what_the_client_received_is_rebuilt_from_the_saved_flow(capture: Captur
     ex = next(e for e in capture.exchanges if e.name == name)
     f = capture.chat_flow(name)
     assert f.response is not None and ex.status is not None
-    meta = f.metadata[META]
-    saved = chat_answer(f.response.raw_content or b"", f.response.status_code, f.response.headers, meta)
-    received = chat_answer(ex.answer, ex.status, {"content-type": ex.content_type}, meta)
+    record = _record(f)
+    saved = chat_answer(f.response.raw_content or b"", f.response.status_code, f.response.headers, record)
+    received = chat_answer(ex.answer, ex.status, {"content-type": ex.content_type}, record)
     fields = ("id", "model", "finish_reason", "content", "reasoning", "tool_calls", "error", "streamed", "chunks")
     assert {k: getattr(saved, k) for k in fields} == {k: getattr(received, k) for k in fields}
     assert (saved.usage if saved.usage_sent is not False else None) == received.usage
@@ -314,7 +321,7 @@ def test_no_login_secret_in_the_capture_file(capture: Capture) -> None:
 
 def test_no_gateway_key_in_the_chat_flows(capture: Capture) -> None:
     for f in capture.flows:
-        if META in f.metadata:
+        if record_of(f) is not None:
             blob = orjson.dumps(f.get_state(), default=lambda b: b.decode("utf-8", "replace"))
             assert capture.key.encode() not in blob, f.request.path
 
@@ -501,6 +508,6 @@ def test_reading_a_capture_back_keeps_its_summaries(capture: Capture, tmp_path: 
         *("--set", f"gateway_home={tmp_path / 'gateway-home'}"),
     ]
     subprocess.run(args, check=True, capture_output=True, timeout=60)
-    before = {f.id: (f.comment, f.metadata[META].get("finished_at")) for f in capture.flows if META in f.metadata}
-    after = {f.id: (f.comment, f.metadata[META].get("finished_at")) for f in _read_flows(out, 1) if META in f.metadata}
+    before = {f.id: (f.comment, r.finished_at) for f in capture.flows if (r := record_of(f)) is not None}
+    after = {f.id: (f.comment, r.finished_at) for f in _read_flows(out, 1) if (r := record_of(f)) is not None}
     assert {k: after[k] for k in before} == before

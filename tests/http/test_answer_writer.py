@@ -6,11 +6,16 @@ import json
 
 import pytest
 from codex_gateway.answer import ClientAnswer
+from codex_gateway.flow_record import META
+from codex_gateway.flow_record import FlowRecord
+from codex_gateway.flow_record import OriginalRequest
+from codex_gateway.flow_record import Route
+from codex_gateway.flow_record import record_of
+from codex_gateway.flow_record import set_record
 from codex_gateway.http.answer_writer import AnswerWriter
 from codex_gateway.http.answer_writer import answer_headers
 from codex_gateway.http.answer_writer import json_response
 from codex_gateway.http.answer_writer import write_answer
-from codex_gateway.inspect.summary import META
 from codex_gateway.inspect.summary import upstream_body
 from mitmproxy import http
 from mitmproxy.test import tflow
@@ -37,9 +42,7 @@ def flow(cors_origin: str | None = None) -> http.HTTPFlow:
     assert f.response is not None
     f.response.headers = http.Headers(UPSTREAM_HEADERS)
     f.response.content = b"raw upstream body"
-    f.metadata[META] = {"endpoint": "chat.completions"}
-    if cors_origin is not None:
-        f.metadata[META]["cors_origin"] = cors_origin
+    set_record(f, FlowRecord(endpoint=Route.CHAT, cors_origin=cors_origin))
     return f
 
 
@@ -69,7 +72,7 @@ def test_headers_are_allow_listed_and_framed_for_the_new_body() -> None:
     )
 
 
-def test_cors_origin_comes_from_the_flow_metadata() -> None:
+def test_cors_origin_comes_from_the_flow_record() -> None:
     f = flow(cors_origin=ORIGIN)
     write_answer(f, ANSWER)
     assert f.response is not None
@@ -77,7 +80,7 @@ def test_cors_origin_comes_from_the_flow_metadata() -> None:
         assert f.response.headers.get_all(name.decode()) == [value.decode()]
 
 
-@pytest.mark.parametrize("metadata", [{}, {META: {}}, {META: {"cors_origin": None}}])
+@pytest.mark.parametrize("metadata", [{}, {META: {}}, {META: FlowRecord()}, {META: {"cors_origin": None}}])
 def test_no_cors_headers_without_an_origin(metadata: dict[str, object]) -> None:
     f = flow()
     f.metadata = metadata
@@ -181,10 +184,13 @@ def test_writer_drops_a_streamed_upstream_body_only_without_a_view(
 def test_writer_drops_the_sent_request_bodies_only_without_a_view(keeps_flows: bool) -> None:
     f = flow()
     f.request.content = b'{"model":"gpt-5.4","input":[]}'
-    f.metadata[META]["original_request"] = {"method": "POST", "path": "/v1/chat/completions", "body": "{}"}
+    record = record_of(f)
+    assert record is not None
+    record.original_request = OriginalRequest("POST", "/v1/chat/completions", [], "{}")
     writer_for(f, keeps_flows=keeps_flows).response(f)
-    kept = (f.request.raw_content is not None, "body" in f.metadata[META]["original_request"])
+    kept = (f.request.raw_content is not None, record.original_request.body is not None)
     assert kept == (keeps_flows, keeps_flows)
+    assert ("body" in record.original_request.to_json()) == keeps_flows
 
 
 def test_writer_keeps_a_buffered_answer_without_a_view() -> None:

@@ -9,13 +9,15 @@ from typing import Any
 
 import orjson
 import pytest
+from codex_gateway.answer import StreamCallable
 from codex_gateway.chat.translator import ChatSSETranslator
 from codex_gateway.errors import GatewayError
+from codex_gateway.flow_record import FlowRecord
+from codex_gateway.flow_record import Route
+from codex_gateway.http.endpoints import Upstream
 from codex_gateway.http.endpoints import buffered_answer
 from codex_gateway.http.endpoints import prepare_upstream
-from codex_gateway.http.endpoints import stream_outcome
 from codex_gateway.http.endpoints import stream_translator
-from codex_gateway.http.routes import Route
 from codex_gateway.responses.stream import ResponsesSSEPassThrough
 
 from scripts.fakes import codex_events as ev
@@ -45,8 +47,17 @@ CLIENT_HEADERS = [
 ]
 
 
-def prepare(route: Route, raw: bytes, headers: list[tuple[str, str]] | None = None, **kw: Any) -> Any:
-    return prepare_upstream(route, raw, "application/json", CLIENT_HEADERS if headers is None else headers, **kw)
+def prepare(route: Route, raw: bytes, headers: list[tuple[str, str]] | None = None, **kw: Any) -> Upstream:
+    return prepare_upstream(
+        route, raw, "application/json", CLIENT_HEADERS if headers is None else headers, FlowRecord(endpoint=route), **kw
+    )
+
+
+def recorded(route: Route, raw: bytes, content_type: str = "application/json", **kw: Any) -> FlowRecord:
+    """The record of a request prepared with `CLIENT_HEADERS`."""
+    record = FlowRecord(endpoint=route)
+    prepare_upstream(route, raw, content_type, CLIENT_HEADERS, record, **kw)
+    return record
 
 
 # -- prepare_upstream ---------------------------------------------------------------------------------------------
@@ -56,7 +67,7 @@ def test_chat() -> None:
     up = prepare(Route.CHAT, CHAT)
     assert up.path == "/responses"
     assert up.session_headers == [("session_id", "chat-session")]  # client headers are never forwarded
-    assert up.meta == {
+    assert recorded(Route.CHAT, CHAT).to_json() == {
         "endpoint": "chat.completions",
         "model": "gpt-5.4",
         "stream": True,
@@ -75,7 +86,7 @@ def test_responses() -> None:
     up = prepare(Route.RESPONSES, RESPONSES)
     assert up.path == "/responses"
     assert up.session_headers == [("session_id", "client-session"), ("x-codex-turn-state", "turn-1")]
-    assert up.meta == {
+    assert recorded(Route.RESPONSES, RESPONSES).to_json() == {
         "endpoint": "responses",
         "model": "gpt-5.4",
         "stream": True,
@@ -95,7 +106,11 @@ def test_responses_without_client_session_headers_gets_its_own() -> None:
 def test_compact_is_forwarded_byte_for_byte() -> None:
     up = prepare(Route.COMPACT, COMPACT)
     assert (up.path, up.body) == ("/responses/compact", COMPACT)
-    assert up.meta == {"endpoint": "responses.compact", "model": "gpt-5.4", "stream": False}
+    assert recorded(Route.COMPACT, COMPACT).to_json() == {
+        "endpoint": "responses.compact",
+        "model": "gpt-5.4",
+        "stream": False,
+    }
     assert up.session_headers == [("session_id", "client-session"), ("x-codex-turn-state", "turn-1")]
 
 
@@ -109,7 +124,7 @@ def test_compact_session_id_is_derived_from_the_body() -> None:
 
 @pytest.mark.parametrize("doc", [{}, {"model": 5}])
 def test_compact_without_a_model_string_is_recorded_as_unknown(doc: dict[str, Any]) -> None:
-    assert prepare(Route.COMPACT, orjson.dumps(doc)).meta["model"] == "?"
+    assert recorded(Route.COMPACT, orjson.dumps(doc)).model == "?"
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1]"])
@@ -120,16 +135,19 @@ def test_compact_needs_a_json_object(raw: bytes) -> None:
 
 
 def test_images_generation() -> None:
-    up = prepare(Route.IMAGES_GENERATIONS, IMAGE, image_orchestrator="gpt-orchestrator")
-    session_id = up.meta["session_id"]
+    record = FlowRecord(endpoint=Route.IMAGES_GENERATIONS)
+    up = prepare_upstream(
+        Route.IMAGES_GENERATIONS, IMAGE, "application/json", [], record, image_orchestrator="gpt-orchestrator"
+    )
+    session_id = record.session_id
     assert (up.path, up.session_headers) == ("/responses", [("session_id", session_id)])
-    assert {k: v for k, v in up.meta.items() if k != "images"} == {
+    assert {k: v for k, v in record.to_json().items() if k != "images"} == {
         "endpoint": "images.generations",
         "model": "gpt-orchestrator",
         "stream": False,
         "session_id": session_id,
     }
-    assert up.meta["images"]["session_id"] == session_id
+    assert record.images is not None and record.images.session_id == session_id
     body = json.loads(up.body)
     assert (body["model"], body["tools"][0]["type"]) == ("gpt-orchestrator", "image_generation")
 
@@ -145,8 +163,10 @@ def test_images_edit_from_multipart() -> None:
         + PNG
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    up = prepare_upstream(Route.IMAGES_EDITS, raw, f"multipart/form-data; boundary={boundary}", [])
-    assert (up.path, up.meta["endpoint"], up.meta["images"]["images"]) == ("/responses", "images.edits", 1)
+    record = FlowRecord(endpoint=Route.IMAGES_EDITS)
+    up = prepare_upstream(Route.IMAGES_EDITS, raw, f"multipart/form-data; boundary={boundary}", [], record)
+    assert record.images is not None
+    assert (up.path, record.images.endpoint, record.images.images) == ("/responses", "images.edits", 1)
     content = json.loads(up.body)["input"][0]["content"]
     assert [part["type"] for part in content] == ["input_text", "input_image"]
 
@@ -193,14 +213,21 @@ def test_a_body_too_deep_to_forward_is_a_400_naming_the_field(raw: bytes, param:
 # -- stream_translator ----------------------------------------------------------------------------------------------
 
 
-def test_chat_stream_gets_a_chat_translator_configured_from_meta() -> None:
-    translator = stream_translator(prepare(Route.CHAT, CHAT).meta)
+def test_a_request_refused_half_way_records_nothing() -> None:
+    record = FlowRecord(endpoint=Route.RESPONSES)
+    with pytest.raises(GatewayError):
+        prepare_upstream(Route.RESPONSES, TOO_DEEP[0][0], "application/json", [], record)
+    assert record == FlowRecord(endpoint=Route.RESPONSES)
+
+
+def test_chat_stream_gets_a_chat_translator_configured_from_the_record() -> None:
+    translator = stream_translator(recorded(Route.CHAT, CHAT))
     assert isinstance(translator, ChatSSETranslator)
     assert (translator.machine.model, translator.machine.include_usage) == ("gpt-5.4", True)
 
 
 def test_responses_stream_gets_the_pass_through() -> None:
-    translator = stream_translator(prepare(Route.RESPONSES, RESPONSES).meta)
+    translator = stream_translator(recorded(Route.RESPONSES, RESPONSES))
     assert isinstance(translator, ResponsesSSEPassThrough)
     assert translator.model == "gpt-5.4"
 
@@ -220,24 +247,37 @@ NOT_STREAMED = [
     "meta", NOT_STREAMED, ids=[f"{m.get('endpoint')} stream={m.get('stream')}" for m in NOT_STREAMED]
 )
 def test_everything_else_is_buffered(meta: dict[str, Any]) -> None:
-    assert stream_translator(meta) is None
+    assert stream_translator(FlowRecord.from_json(meta)) is None
 
 
-def test_stream_outcome_of_a_chat_stream() -> None:
-    translator = stream_translator(prepare(Route.CHAT, CHAT).meta)
-    assert isinstance(translator, ChatSSETranslator)
-    translator(encode_upstream(ev.tool_calls([("f", "{}", "call_1")])))
+@pytest.mark.parametrize("route, raw", [(Route.CHAT, CHAT), (Route.RESPONSES, RESPONSES)])
+def test_both_stream_callables_are_stream_callables(route: Route, raw: bytes) -> None:
+    assert isinstance(stream_translator(recorded(route, raw)), StreamCallable)
+
+
+@pytest.mark.parametrize("other", [True, False, lambda data: [data]])
+def test_what_else_response_stream_may_hold_is_not_a_stream_callable(other: object) -> None:
+    assert not isinstance(other, StreamCallable)
+
+
+def test_outcome_of_a_chat_stream() -> None:
+    translator = stream_translator(recorded(Route.CHAT, CHAT))
+    assert translator is not None
+    translator(encode_upstream(ev.tool_calls([("f", "{}", "call_1")], usage=ev.usage(7, 2))))
     translator(b"")
-    outcome = stream_outcome(translator)
-    assert (outcome["finish_reason"], outcome["tool_calls"], "error" in outcome) == ("tool_calls", ["f"], False)
+    outcome = translator.outcome()
+    assert (outcome.finish_reason, outcome.tool_calls, outcome.error) == ("tool_calls", ["f"], None)
+    assert outcome.usage is not None and outcome.usage["prompt_tokens"] == 7
+    assert outcome.first_token_at is not None
 
 
-def test_stream_outcome_of_a_failed_responses_stream() -> None:
-    translator = stream_translator(prepare(Route.RESPONSES, RESPONSES).meta)
-    assert isinstance(translator, ResponsesSSEPassThrough)
+def test_outcome_of_a_failed_responses_stream() -> None:
+    translator = stream_translator(recorded(Route.RESPONSES, RESPONSES))
+    assert translator is not None
     translator(encode_upstream(ev.failed("server_is_overloaded", "Busy.")))
     translator(b"")
-    assert stream_outcome(translator)["error"] == "Busy."
+    outcome = translator.outcome()
+    assert (outcome.finish_reason, outcome.error) == (None, "Busy.")
 
 
 # -- buffered_answer --------------------------------------------------------------------------------------------------
@@ -246,24 +286,25 @@ TEXT = encode_upstream(ev.text("Hello"))
 
 
 def test_chat_answer() -> None:
-    meta = {**prepare(Route.CHAT, CHAT).meta, "stream": False}
-    a = buffered_answer(meta, 200, {}, TEXT)
+    record = recorded(Route.CHAT, CHAT)
+    record.stream = False
+    a = buffered_answer(record, 200, {}, TEXT)
     assert (a.status, a.content_type) == (200, "application/json")
     assert json.loads(a.body)["object"] == "chat.completion"
 
 
 @pytest.mark.parametrize("stream, content_type", [(False, "application/json"), (True, "text/event-stream")])
 def test_responses_answer(stream: bool, content_type: str) -> None:
-    meta = {**prepare(Route.RESPONSES, RESPONSES).meta, "stream": stream}
-    a = buffered_answer(meta, 200, {}, TEXT)
+    record = recorded(Route.RESPONSES, RESPONSES)
+    record.stream = stream
+    a = buffered_answer(record, 200, {}, TEXT)
     assert (a.status, a.content_type, a.finish_reason) == (200, content_type, "stop")
     if not stream:
         assert json.loads(a.body)["object"] == "response"
 
 
 def test_images_answer() -> None:
-    meta = prepare(Route.IMAGES_GENERATIONS, IMAGE).meta
-    a = buffered_answer(meta, 200, {}, encode_upstream(ev.image_generation()))
+    a = buffered_answer(recorded(Route.IMAGES_GENERATIONS, IMAGE), 200, {}, encode_upstream(ev.image_generation()))
     assert (a.status, a.content_type) == (200, "application/json")
     assert json.loads(a.body)["data"][0]["b64_json"] == ev.TINY_PNG_B64
 
@@ -277,7 +318,7 @@ def test_images_answer() -> None:
 )
 def test_compact_answer_is_passed_through(headers: dict[str, str], content_type: str) -> None:
     body = b'{"output":[{"type":"compaction","encrypted_content":"x"}]}'
-    a = buffered_answer(prepare(Route.COMPACT, COMPACT).meta, 200, headers, body)
+    a = buffered_answer(recorded(Route.COMPACT, COMPACT), 200, headers, body)
     assert (a.status, a.content_type, a.body) == (200, content_type, body)
 
 
@@ -296,11 +337,12 @@ ENDPOINT_METAS = {
 
 @pytest.mark.parametrize("endpoint", list(ENDPOINT_METAS))
 def test_upstream_errors_are_envelopes_on_every_endpoint(endpoint: str) -> None:
-    a = buffered_answer(ENDPOINT_METAS[endpoint], 400, {}, b'{"detail":"Unsupported parameter: temperature"}')
+    record = FlowRecord.from_json(ENDPOINT_METAS[endpoint])
+    a = buffered_answer(record, 400, {}, b'{"detail":"Unsupported parameter: temperature"}')
     assert (a.status, a.content_type) == (400, "application/json")
     assert json.loads(a.body)["error"]["message"] == "Unsupported parameter: temperature"
 
 
 def test_image_upstream_error_is_an_envelope() -> None:
-    a = buffered_answer(prepare(Route.IMAGES_GENERATIONS, IMAGE).meta, 503, {}, b"overloaded")
+    a = buffered_answer(recorded(Route.IMAGES_GENERATIONS, IMAGE), 503, {}, b"overloaded")
     assert (a.status, json.loads(a.body)["error"]["type"]) == (503, "server_error")

@@ -8,6 +8,7 @@ rules, and two tests run SDK → prepare → FakeCodexBackend → answer → SDK
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import pytest
 from codex_gateway.errors import GatewayError
 from codex_gateway.images.request import DEFAULT_ORCHESTRATOR
 from codex_gateway.images.request import IMAGE_INSTRUCTIONS
+from codex_gateway.images.request import ImageJob
 from codex_gateway.images.request import answer_from_body
 from codex_gateway.images.request import answer_from_events
 from codex_gateway.images.request import buffered_answer
@@ -136,7 +138,7 @@ GENERATIONS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("kwargs", "tool"), [g[1:] for g in GENERATIONS], ids=[g[0] for g in GENERATIONS])
 def test_generation_request(kwargs: dict[str, Any], tool: dict[str, Any]) -> None:
-    body, meta = prepare_generation(*sdk_generate(**kwargs))
+    body, job = prepare_generation(*sdk_generate(**kwargs))
     accepted(body)
     assert tool_of(body) == tool
     assert body["model"] == DEFAULT_ORCHESTRATOR
@@ -146,23 +148,23 @@ def test_generation_request(kwargs: dict[str, Any], tool: dict[str, Any]) -> Non
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": kwargs["prompt"]}]}
     ]
     assert (body["store"], body["stream"], body["parallel_tool_calls"]) == (False, True, False)
-    assert meta["endpoint"] == "images.generations" and meta["images"] == 0 and meta["stream"] is False
-    assert meta["model"] == kwargs.get("model") and meta["dropped"] == []
-    json.dumps(meta)  # flow metadata must be serializable
+    assert (job.endpoint, job.images) == ("images.generations", 0)
+    assert job.model == kwargs.get("model") and job.dropped == []
+    assert ImageJob.from_json(json.loads(json.dumps(job.to_json()))) == job  # saved with the flow as JSON
 
 
 def test_orchestrator_and_model_forwarding_options() -> None:
     raw, ctype = sdk_generate(prompt="x", model="gpt-image-1")
-    body, meta = prepare_generation(raw, ctype, orchestrator="gpt-5.4", forward_model=False)
+    body, job = prepare_generation(raw, ctype, orchestrator="gpt-5.4", forward_model=False)
     assert body["model"] == "gpt-5.4" and "model" not in tool_of(body)
-    assert meta["model"] == "gpt-image-1" and meta["dropped"] == ["model"]
+    assert job.model == "gpt-image-1" and job.dropped == ["model"]
 
 
 def test_equal_requests_give_equal_bodies() -> None:
     raw, ctype = sdk_generate(prompt="a cat", size="1024x1024")
-    first, meta1 = prepare_generation(raw, ctype)
-    second, meta2 = prepare_generation(raw, ctype)
-    assert orjson.dumps(first) == orjson.dumps(second) and meta1 == meta2
+    first, job1 = prepare_generation(raw, ctype)
+    second, job2 = prepare_generation(raw, ctype)
+    assert orjson.dumps(first) == orjson.dumps(second) and job1 == job2
 
 
 # (id, body, dropped)
@@ -176,8 +178,8 @@ DROPPED: list[tuple[str, dict[str, Any], list[str]]] = [
 
 @pytest.mark.parametrize(("request_", "dropped"), [d[1:] for d in DROPPED], ids=[d[0] for d in DROPPED])
 def test_dropped_parameters(request_: dict[str, Any], dropped: list[str]) -> None:
-    _, meta = prepare_generation(json.dumps(request_).encode(), "application/json")
-    assert meta["dropped"] == dropped
+    _, job = prepare_generation(json.dumps(request_).encode(), "application/json")
+    assert job.dropped == dropped
 
 
 # (id, body, param, code)
@@ -309,15 +311,15 @@ EDITS: list[tuple[str, dict[str, Any], list[str], dict[str, Any]]] = [
 def test_edit_multipart_from_the_sdk(kwargs: dict[str, Any], images: list[str], extra: dict[str, Any]) -> None:
     raw, ctype = sdk_edit(**kwargs)
     assert ctype.startswith("multipart/form-data; boundary=")
-    body, meta = prepare_edit(raw, ctype)
+    body, job = prepare_edit(raw, ctype)
     accepted(body)
     assert images_of(body) == images
     tool = tool_of(body)
     assert tool["action"] == "edit"
     for key, value in extra.items():
         assert tool[key] == value
-    assert meta["endpoint"] == "images.edits" and meta["images"] == len(images)
-    assert meta["mask"] is ("mask" in kwargs)
+    assert job.endpoint == "images.edits" and job.images == len(images)
+    assert job.mask is ("mask" in kwargs)
 
 
 # (id, JSON edit body, expected input images)
@@ -341,8 +343,8 @@ def test_edit_json(request_: dict[str, Any], images: list[str]) -> None:
 
 def test_edit_json_mask() -> None:
     request_ = {"prompt": "x", "images": [{"image_url": PNG_URL}], "mask": {"image_url": PNG_URL}}
-    body, meta = prepare_edit(json.dumps(request_).encode(), "application/json")
-    assert tool_of(body)["input_image_mask"] == {"image_url": PNG_URL} and meta["mask"] is True
+    body, job = prepare_edit(json.dumps(request_).encode(), "application/json")
+    assert tool_of(body)["input_image_mask"] == {"image_url": PNG_URL} and job.mask is True
 
 
 # (id, JSON edit body (prompt added), param, code)
@@ -419,11 +421,11 @@ def upstream(events: list[Any]) -> bytes:
     return b"".join(SSEScript(events).encoded())
 
 
-META: dict[str, Any] = {"size": "auto", "quality": None, "background": None, "output_format": "png"}
+JOB = ImageJob(edit=False, orchestrator=DEFAULT_ORCHESTRATOR, session_id="s", size="auto", output_format="png")
 
 
 def test_answer_with_image() -> None:
-    status, payload = answer_from_body(upstream(ev.image_generation(revised_prompt="A cat, watercolour")), META)
+    status, payload = answer_from_body(upstream(ev.image_generation(revised_prompt="A cat, watercolour")), JOB)
     assert status == 200
     assert payload == {
         "created": 1760000000,
@@ -443,7 +445,7 @@ def test_answer_with_image() -> None:
 
 def test_answer_without_tool_usage_reports_the_orchestrator_usage() -> None:
     events = ev.image_generation(tool_usage=None, usage=ev.usage(30, 12), size=None, quality=None, background=None)
-    status, payload = answer_from_events(events, {**META, "size": "1536x1024"})
+    status, payload = answer_from_events(events, dataclasses.replace(JOB, size="1536x1024"))
     assert status == 200
     assert payload["usage"] == {
         "input_tokens": 30,
@@ -455,13 +457,13 @@ def test_answer_without_tool_usage_reports_the_orchestrator_usage() -> None:
 
 
 def test_answer_with_commentary_and_no_revised_prompt() -> None:
-    status, payload = answer_from_events(ev.image_generation(revised_prompt=None, text_before="Here you go."), META)
+    status, payload = answer_from_events(ev.image_generation(revised_prompt=None, text_before="Here you go."), JOB)
     assert status == 200 and payload["data"] == [{"b64_json": ev.TINY_PNG_B64}]
 
 
 def test_partial_image_is_the_fallback() -> None:
     events = ev.image_generation(None, partial_images=["cGFydDE=", "cGFydDI="])
-    status, payload = answer_from_events(events, META)
+    status, payload = answer_from_events(events, JOB)
     assert status == 200 and payload["data"][0]["b64_json"] == "cGFydDI="
 
 
@@ -498,25 +500,25 @@ FAILURES: list[tuple[str, list[Any], int, str, str | None]] = [
 
 @pytest.mark.parametrize(("events", "status", "etype", "code"), [f[1:] for f in FAILURES], ids=[f[0] for f in FAILURES])
 def test_failures(events: list[Any], status: int, etype: str, code: str | None) -> None:
-    got, payload = answer_from_events(events, META)
+    got, payload = answer_from_events(events, JOB)
     assert got == status
     assert (payload["error"]["type"], payload["error"]["code"]) == (etype, code)
     assert payload["error"]["message"]
 
 
 def test_text_only_failure_quotes_the_model() -> None:
-    _, payload = answer_from_events(ev.text("I cannot draw that."), META)
+    _, payload = answer_from_events(ev.text("I cannot draw that."), JOB)
     assert "I cannot draw that." in payload["error"]["message"]
 
 
 def test_buffered_answer() -> None:
-    ok = buffered_answer(META, 200, {}, upstream(ev.image_generation()))
+    ok = buffered_answer(JOB, 200, {}, upstream(ev.image_generation()))
     assert ok.status == 200 and ok.content_type == "application/json" and ok.error is None
     assert json.loads(ok.body)["data"][0]["b64_json"] == ev.TINY_PNG_B64
     assert ok.usage is not None and ok.usage["prompt_tokens"] == 50 and ok.usage["completion_tokens"] == 4160
-    refused = buffered_answer(META, 400, {}, b'{"detail":"Unsupported parameter: tools[0].model"}')
+    refused = buffered_answer(JOB, 400, {}, b'{"detail":"Unsupported parameter: tools[0].model"}')
     assert refused.status == 400 and refused.error == "Unsupported parameter: tools[0].model"
-    failed = buffered_answer(META, 200, {}, upstream(ev.text("no")))
+    failed = buffered_answer(JOB, 200, {}, upstream(ev.text("no")))
     assert failed.status == 502 and failed.error
 
 
@@ -529,15 +531,15 @@ def mini_gateway(backend: FakeCodexBackend) -> openai.OpenAI:
     def handler(request: httpx2.Request) -> httpx2.Response:
         prepare = prepare_edit if request.url.path.endswith("/edits") else prepare_generation
         try:
-            body, meta = prepare(request.content, request.headers.get("content-type"))
+            body, job = prepare(request.content, request.headers.get("content-type"))
         except GatewayError as e:
             return httpx2.Response(e.status, content=e.body(), headers={"content-type": "application/json"})
         up = httpx.post(
             f"{backend.codex_base}/responses",
             json=body,
-            headers={"authorization": "Bearer t", "chatgpt-account-id": "a", "session_id": meta["session_id"]},
+            headers={"authorization": "Bearer t", "chatgpt-account-id": "a", "session_id": job.session_id},
         )
-        answer = buffered_answer(meta, up.status_code, up.headers, up.content)
+        answer = buffered_answer(job, up.status_code, up.headers, up.content)
         return httpx2.Response(answer.status, content=answer.body, headers={"content-type": answer.content_type})
 
     return openai.OpenAI(

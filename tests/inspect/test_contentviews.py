@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from codex_gateway.chat.answer import buffered_answer
 from codex_gateway.chat.answer import machine_for
 from codex_gateway.chat.translator import translate_body
 from codex_gateway.http.answer_writer import AnswerWriter
+from codex_gateway.http.endpoints import buffered_answer
+from codex_gateway.http.endpoints import chat_options
 from codex_gateway.inspect.contentviews import ChatAnswer
 from codex_gateway.inspect.contentviews import chat_answer
 from codex_gateway.inspect.contentviews import register
@@ -24,8 +25,8 @@ from mitmproxy.test import tflow
 from scripts.fakes import codex_events as ev
 from tests.conftest import load_stream
 from tests.conftest import stream_names
-from tests.inspect.test_summary import chat_meta
-from tests.inspect.test_summary import finished_meta
+from tests.inspect.test_summary import chat_record
+from tests.inspect.test_summary import finished_record
 from tests.inspect.test_summary import gateway_flow
 from tests.inspect.test_summary import upstream
 
@@ -59,7 +60,7 @@ def _tool_call_stream() -> bytes:
 
 
 def test_chat_view_is_picked_for_a_streamed_gateway_flow_and_rebuilds_the_clients_answer() -> None:
-    f = gateway_flow(_tool_call_stream(), finished_meta(include_usage=False))
+    f = gateway_flow(_tool_call_stream(), finished_record(include_usage=False))
     result = _view(f)
     assert (result.view_name, result.syntax_highlight) == ("Chat", "yaml")
     assert result.text == "\n".join(
@@ -95,7 +96,7 @@ def test_chat_view_is_picked_for_a_streamed_gateway_flow_and_rebuilds_the_client
 
 
 def test_chat_view_counts_the_usage_chunk_when_include_usage_was_set() -> None:
-    f = gateway_flow(_tool_call_stream(), finished_meta(include_usage=True))
+    f = gateway_flow(_tool_call_stream(), finished_record(include_usage=True))
     text = _view(f).text
     assert text.startswith("# The client's answer (streamed, 12 chunks + [DONE]); rebuilt from the raw upstream SSE\n")
     assert "sent_to_client" not in text
@@ -119,9 +120,9 @@ def _summary(answer: ChatAnswer) -> dict[str, Any]:
 @pytest.mark.parametrize("include_usage", [False, True])
 def test_rebuilt_streamed_answer_equals_what_the_client_received(name: str, include_usage: bool) -> None:
     raw = load_stream(name)
-    meta = chat_meta(include_usage=include_usage)
-    rebuilt = chat_answer(raw, 200, {}, meta)
-    sent = chat_answer(translate_body(machine_for(meta), raw), 200, {}, meta)
+    record = chat_record(include_usage=include_usage)
+    rebuilt = chat_answer(raw, 200, {}, record)
+    sent = chat_answer(translate_body(machine_for(chat_options(record)), raw), 200, {}, record)
     assert (rebuilt.source, sent.source) == ("rebuilt from the raw upstream SSE", "as sent")
     assert _summary(rebuilt) == _summary(sent)
     assert (rebuilt.chunks, rebuilt.done, rebuilt.id) == (sent.chunks, sent.done, sent.id)
@@ -131,10 +132,10 @@ def test_rebuilt_streamed_answer_equals_what_the_client_received(name: str, incl
 def test_rebuilt_buffered_answer_equals_what_the_client_received(name: str) -> None:
     """A saved non-streamed flow holds the raw upstream SSE; in memory it holds the client's chat.completion."""
     raw = load_stream(name)
-    meta = chat_meta(stream=False, include_usage=False)
-    sent = buffered_answer(meta, 200, {}, raw)
-    saved = chat_answer(raw, 200, {}, meta)
-    in_memory = chat_answer(sent.body, sent.status, {}, meta)
+    record = chat_record(stream=False, include_usage=False)
+    sent = buffered_answer(record, 200, {}, raw)
+    saved = chat_answer(raw, 200, {}, record)
+    in_memory = chat_answer(sent.body, sent.status, {}, record)
     assert _summary(saved) == _summary(in_memory)
     if sent.status == 200:
         assert (saved.streamed, in_memory.streamed, saved.done) == (False, False, True)
@@ -148,10 +149,10 @@ def test_upstream_error_saved_raw_and_in_memory_show_the_same_client_error() -> 
         b'{"error":{"type":"usage_limit_reached","message":"The usage limit has been reached","resets_in_seconds":60}}'
     )
     headers = {"content-type": "application/json"}
-    meta = finished_meta(client_status=429, upstream_status=429)
-    sent = buffered_answer(meta, 429, headers, raw)
-    saved = gateway_flow(raw, meta, status=429, content_type="application/json", streamed=False)
-    in_memory = gateway_flow(sent.body, meta, status=sent.status, content_type="application/json", streamed=False)
+    record = finished_record(client_status=429, upstream_status=429)
+    sent = buffered_answer(record, 429, headers, raw)
+    saved = gateway_flow(raw, record, status=429, content_type="application/json", streamed=False)
+    in_memory = gateway_flow(sent.body, record, status=sent.status, content_type="application/json", streamed=False)
     texts = [_view(f).text for f in (saved, in_memory)]
     assert texts[0].split("\n", 1)[1] == texts[1].split("\n", 1)[1]
     assert texts[0].startswith("# The client's answer (an error); translated from the upstream error\n")
@@ -163,7 +164,7 @@ def test_chat_view_of_a_local_error_answer() -> None:
         b'{"error":{"message":"Invalid value for \'messages\'.","type":"invalid_request_error",'
         b'"param":"messages","code":"invalid_value"}}'
     )
-    f = gateway_flow(body, {**chat_meta(), "client_status": 400}, status=400, content_type="application/json")
+    f = gateway_flow(body, chat_record(client_status=400), status=400, content_type="application/json")
     result = _view(f)
     assert result.view_name == "Chat"
     assert result.text == (
@@ -178,7 +179,7 @@ def test_chat_view_of_a_local_error_answer() -> None:
 
 
 def test_request_side_of_a_gateway_flow_keeps_the_json_view() -> None:
-    f = gateway_flow(_tool_call_stream(), finished_meta())
+    f = gateway_flow(_tool_call_stream(), finished_record())
     f.request.headers["content-type"] = "application/json"
     assert contentviews.prettify_message(f.request, f).view_name == "JSON"
 
@@ -219,18 +220,18 @@ def test_codex_sse_view_clips_long_strings() -> None:
 
 
 def _flow_and_message(body: bytes) -> tuple[http.Response, http.HTTPFlow]:
-    f = gateway_flow(body, finished_meta())
+    f = gateway_flow(body, finished_record())
     assert f.response is not None
     return f.response, f
 
 
 def test_codex_sse_view_of_a_buffered_flow_in_memory_shows_the_upstream_stream() -> None:
     raw = upstream(ev.text("Hi there", response_id="resp_b"))
-    meta = finished_meta(stream=False, finish_reason="stop", tool_calls=[])
-    f = gateway_flow(raw, meta, streamed=False)
+    record = finished_record(stream=False, finish_reason="stop", tool_calls=[])
+    f = gateway_flow(raw, record, streamed=False)
     assert f.response is not None
     annotate(f)  # the addon's `response` hook, before AnswerWriter puts the client's answer in
-    AnswerWriter({f.id: buffered_answer(meta, 200, {}, raw)}).response(f)  # as in mitmweb, which keeps flows
+    AnswerWriter({f.id: buffered_answer(record, 200, {}, raw)}).response(f)  # as in mitmweb, which keeps flows
     chat = contentviews.prettify_message(f.response, f)
     assert chat.view_name == "Chat"
     assert chat.text.startswith("# The client's answer (one chat.completion); as sent\nid: chatcmpl-b\n")

@@ -7,12 +7,16 @@ from typing import Any
 
 import orjson
 import pytest
+from codex_gateway.flow_record import META
+from codex_gateway.flow_record import FlowRecord
+from codex_gateway.flow_record import OriginalRequest
+from codex_gateway.flow_record import record_of
+from codex_gateway.flow_record import set_record
 from codex_gateway.http.headers import REDACTED
 from codex_gateway.inspect import commands
 from codex_gateway.inspect.summary import FAILED_MARK
-from codex_gateway.inspect.summary import META
 from codex_gateway.inspect.summary import annotate
-from codex_gateway.inspect.summary import chat_meta_of
+from codex_gateway.inspect.summary import chat_record_of
 from codex_gateway.inspect.summary import client_name
 from codex_gateway.inspect.summary import failure_of
 from codex_gateway.inspect.summary import remember_upstream_body
@@ -38,18 +42,18 @@ OPENCLAW_SYSTEM = "<!-- openclaw:attempt:STABLE -->\nYou are a personal assistan
 # -- building gateway flows the way the addon leaves them (shared with test_contentviews) --------------------
 
 
-def chat_meta(**overrides: Any) -> dict[str, Any]:
-    """Gateway metadata of a finished chat flow; keys as the addon writes them."""
+def chat_record(**overrides: Any) -> FlowRecord:
+    """The record of a chat flow whose request was translated, from its saved form (`overrides`: JSON keys)."""
     raw = orjson.dumps({"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}], "stream": True})
     headers = http.Headers(
         [(b"Authorization", b"Bearer gw-secret"), (b"User-Agent", b"OpenAI/JS 7.15.0"), (b"Cookie", b"sid=1")]
     )
-    meta: dict[str, Any] = {
+    doc: dict[str, Any] = {
         "endpoint": "chat.completions",
         "started": 1000.0,
         "client": "OpenClaw",
         "trace": TRACE,
-        "original_request": sanitized_request("POST", "/v1/chat/completions", headers, raw),
+        "original_request": sanitized_request("POST", "/v1/chat/completions", headers, raw).to_json(),
         "model": "gpt-5.4",
         "stream": True,
         "include_usage": True,
@@ -59,19 +63,19 @@ def chat_meta(**overrides: Any) -> dict[str, Any]:
         "tools": 14,
         "account": "user@example.com",
     }
-    meta.update(overrides)
-    return meta
+    doc.update(overrides)
+    return FlowRecord.from_json(doc)
 
 
 def gateway_flow(
     body: bytes | None,
-    meta: dict[str, Any],
+    record: FlowRecord,
     *,
     status: int = 200,
     content_type: str = "text/event-stream",
     streamed: bool = True,
 ) -> http.HTTPFlow:
-    """A gateway flow: the upstream request, `body` as the response, `meta` as its record."""
+    """A gateway flow: the upstream request, `body` as the response, and its record."""
     f = tflow.tflow(resp=True)
     f.request.method = "POST"
     f.request.path = "/backend-api/codex/responses"
@@ -83,7 +87,7 @@ def gateway_flow(
     f.response.raw_content = body
     if streamed:
         f.response.stream = lambda data: [data]  # marks a streamed response, like the addon's translator
-    f.metadata[META] = meta
+    set_record(f, record)
     return f
 
 
@@ -91,7 +95,7 @@ def upstream(events: list[dict[str, Any]]) -> bytes:
     return encode_upstream(events)
 
 
-def finished_meta(**overrides: Any) -> dict[str, Any]:
+def finished_record(**overrides: Any) -> FlowRecord:
     done = {
         "client_status": 200,
         "finish_reason": "tool_calls",
@@ -106,7 +110,7 @@ def finished_meta(**overrides: Any) -> dict[str, Any]:
         "first_token_at": 1000.812,
         "finished_at": 1002.3125,
     }
-    return chat_meta(**{**done, **overrides})
+    return chat_record(**{**done, **overrides})
 
 
 # -- who is calling ------------------------------------------------------------------------------------------
@@ -204,10 +208,10 @@ def test_sanitized_request_keeps_everything_but_credentials() -> None:
         ]
     )
     got = sanitized_request("POST", "/v1/chat/completions", headers, '{"a":"ü"}'.encode())
-    assert got == {
-        "method": "POST",
-        "path": "/v1/chat/completions",
-        "headers": [
+    assert got == OriginalRequest(
+        "POST",
+        "/v1/chat/completions",
+        [
             ("Authorization", REDACTED),
             ("X-Api-Key", REDACTED),
             ("Cookie", REDACTED),
@@ -215,21 +219,21 @@ def test_sanitized_request_keeps_everything_but_credentials() -> None:
             ("User-Agent", "curl/8.5.0"),
             ("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01"),
         ],
-        "body": '{"a":"ü"}',
-    }
-    orjson.dumps(got)  # serializable: it is saved with the flow
+        '{"a":"ü"}',
+    )
+    assert OriginalRequest.from_json(orjson.loads(orjson.dumps(got.to_json()))) == got  # saved with the flow
 
 
 # -- failures and summaries ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("meta", "error_msg", "expected"),
+    ("record", "error_msg", "expected"),
     [
-        (finished_meta(), None, None),
-        (chat_meta(), "Client disconnected.", ("client_disconnect", "client disconnected")),
+        (finished_record(), None, None),
+        (chat_record(), "Client disconnected.", ("client_disconnect", "client disconnected")),
         (
-            chat_meta(),
+            chat_record(),
             "HTTP/1 protocol error: peer closed connection without sending complete message body"
             " (incomplete chunked read)",
             (
@@ -239,19 +243,19 @@ def test_sanitized_request_keeps_everything_but_credentials() -> None:
             ),
         ),
         (
-            chat_meta(),
+            chat_record(),
             "[Errno 111] Connect call failed ('127.0.0.1', 9)",
             ("upstream_unreachable", "upstream unreachable ([Errno 111] Connect call failed ('127.0.0.1', 9))"),
         ),
-        (chat_meta(), "Connection killed.", ("killed", "connection killed")),
-        (chat_meta(), "something odd", ("proxy_error", "something odd")),
+        (chat_record(), "Connection killed.", ("killed", "connection killed")),
+        (chat_record(), "something odd", ("proxy_error", "something odd")),
         (
-            finished_meta(client_status=429, upstream_status=429, error="limit\nreached", finish_reason=None),
+            finished_record(client_status=429, upstream_status=429, error="limit\nreached", finish_reason=None),
             None,
             ("upstream_status", "upstream 429: limit reached"),
         ),
         (
-            finished_meta(
+            finished_record(
                 error="The upstream stream ended before response.completed; the answer is incomplete.",
                 finish_reason=None,
             ),
@@ -259,35 +263,35 @@ def test_sanitized_request_keeps_everything_but_credentials() -> None:
             ("upstream_incomplete", "upstream stream ended before response.completed"),
         ),
         (
-            finished_meta(error="The server had an error.", finish_reason=None),
+            finished_record(error="The server had an error.", finish_reason=None),
             None,
             ("error_event", "error event: The server had an error."),
         ),
-        (finished_meta(upstream_status=401, retries=["401 token_expired: token refreshed, retried"]), None, None),
+        (finished_record(upstream_status=401, retries=["401 token_expired: token refreshed, retried"]), None, None),
         (
-            {"started": 1.0, "client_status": 401, "error": "Incorrect or missing gateway API key."},
+            FlowRecord(started=1.0, client_status=401, error="Incorrect or missing gateway API key."),
             None,
             ("local", "gateway answered 401: Incorrect or missing gateway API key."),
         ),
         (
-            finished_meta(client_status=502, error="The gateway failed to translate the upstream answer (KeyError)."),
+            finished_record(client_status=502, error="The gateway failed to translate the upstream answer (KeyError)."),
             None,
             ("local", "gateway answered 502: The gateway failed to translate the upstream answer (KeyError)."),
         ),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_failure_of(meta: dict[str, Any], error_msg: str | None, expected: tuple[str, str] | None) -> None:
-    assert failure_of(meta, error_msg) == expected
+def test_failure_of(record: FlowRecord, error_msg: str | None, expected: tuple[str, str] | None) -> None:
+    assert failure_of(record, error_msg) == expected
 
 
 def test_failure_reason_is_one_clipped_line() -> None:
-    kind, reason = failure_of(chat_meta(), "x" * 500 + "\nsecond line") or ("", "")
+    kind, reason = failure_of(chat_record(), "x" * 500 + "\nsecond line") or ("", "")
     assert kind == "proxy_error" and "\n" not in reason and len(reason) == 160 and reason.endswith("…")
 
 
 def test_summary_line_of_a_finished_flow() -> None:
-    assert summary_line(finished_meta()) == (
+    assert summary_line(finished_record()) == (
         "OpenClaw run 4bf92f35 | gpt-5.4 stream | 5 msgs, 14 tools | finish tool_calls (read, ls)"
         " | in 1200 (cached 1024) out 35 (reasoning 12) | ttft 812ms | total 2.31s | acct user@example.com"
         " | dropped max_completion_tokens"
@@ -295,51 +299,54 @@ def test_summary_line_of_a_finished_flow() -> None:
 
 
 def test_summary_line_of_a_replayed_non_streamed_flow_without_extras() -> None:
-    meta = finished_meta(
+    record = finished_record(
         stream=False, trace=None, dropped=[], finish_reason="stop", tool_calls=[], first_token_at=None, usage=None
     )
-    assert summary_line(meta, replayed=True) == (
+    assert summary_line(record, replayed=True) == (
         "OpenClaw (replayed) | gpt-5.4 non-stream | 5 msgs, 14 tools | finish stop | total 2.31s"
         " | acct user@example.com"
     )
 
 
 def test_summary_line_of_a_retried_flow() -> None:
-    meta = finished_meta(retries=["401 token_expired: token refreshed, retried"], dropped=[])
-    assert summary_line(meta).endswith(
+    record = finished_record(retries=["401 token_expired: token refreshed, retried"], dropped=[])
+    assert summary_line(record).endswith(
         " | acct user@example.com | retried 1x (401 token_expired: token refreshed, retried)"
     )
 
 
 def test_summary_line_of_a_models_request() -> None:
-    meta = {"endpoint": "models", "client": "curl", "client_status": 200, "started": 5.0, "finished_at": 5.002}
-    assert summary_line(meta) == "curl | models | total 2ms"
+    record = FlowRecord.from_json(
+        {"endpoint": "models", "client": "curl", "client_status": 200, "started": 5.0, "finished_at": 5.002}
+    )
+    assert summary_line(record) == "curl | models | total 2ms"
 
 
 def test_summary_line_of_an_early_local_answer() -> None:
-    meta = {"started": 5.0, "finished_at": 5.0015, "client": "curl", "failure_reason": "gateway answered 401: nope"}
-    assert summary_line(meta) == "FAILED gateway answered 401: nope | curl | total 2ms"
+    record = FlowRecord(started=5.0, finished_at=5.0015, client="curl", failure_reason="gateway answered 401: nope")
+    assert summary_line(record) == "FAILED gateway answered 401: nope | curl | total 2ms"
 
 
 # -- annotate ------------------------------------------------------------------------------------------------
 
 
 def test_annotate_a_successful_streamed_flow() -> None:
-    f = gateway_flow(upstream(ev.text("hi")), finished_meta())
+    f = gateway_flow(upstream(ev.text("hi")), finished_record())
     annotate(f)
-    assert f.comment == summary_line(finished_meta())
+    assert f.comment == summary_line(finished_record())
     assert f.marked == ""
-    assert "failure" not in f.metadata[META] and "failure_reason" not in f.metadata[META]
+    record = record_of(f)
+    assert record is not None and (record.failure, record.failure_reason) == (None, None)
 
 
 def test_annotate_marks_an_upstream_error_and_remembers_its_raw_body() -> None:
     raw = b'{"error":{"type":"usage_limit_reached","message":"limit"}}'
-    meta = finished_meta(client_status=429, upstream_status=429, error="limit for this ChatGPT account.")
-    f = gateway_flow(raw, meta, status=429, content_type="application/json", streamed=False)
+    record = finished_record(client_status=429, upstream_status=429, error="limit for this ChatGPT account.")
+    f = gateway_flow(raw, record, status=429, content_type="application/json", streamed=False)
     annotate(f)
     assert f.marked == FAILED_MARK
     assert f.comment.startswith("FAILED upstream 429: limit for this ChatGPT account. | OpenClaw run 4bf92f35 |")
-    assert (meta["failure"], meta["failure_reason"]) == (
+    assert (record.failure, record.failure_reason) == (
         "upstream_status",
         "upstream 429: limit for this ChatGPT account.",
     )
@@ -347,29 +354,29 @@ def test_annotate_marks_an_upstream_error_and_remembers_its_raw_body() -> None:
 
 def test_remembered_upstream_body_outlives_the_client_answer() -> None:
     raw = b'{"error":{"type":"usage_limit_reached","message":"limit"}}'
-    f = gateway_flow(raw, finished_meta(), status=429, content_type="application/json", streamed=False)
+    f = gateway_flow(raw, finished_record(), status=429, content_type="application/json", streamed=False)
     remember_upstream_body(f)
     f.response.content = b'{"error": "client answer"}'  # what AnswerWriter does afterwards
     assert upstream_body(f) == raw
 
 
 def test_a_streamed_flow_keeps_its_upstream_body_in_the_flow_itself() -> None:
-    f = gateway_flow(upstream(ev.text("hi")), finished_meta())
+    f = gateway_flow(upstream(ev.text("hi")), finished_record())
     remember_upstream_body(f)
     assert upstream_body(f) is None
 
 
 def test_annotate_marks_a_client_disconnect() -> None:
-    f = gateway_flow(None, chat_meta(error="Client disconnected.", finished_at=1001.0))
+    f = gateway_flow(None, chat_record(error="Client disconnected.", finished_at=1001.0))
     f.error = flow.Error("Client disconnected.")
     annotate(f)
     assert f.marked == FAILED_MARK
     assert f.comment.startswith("FAILED client disconnected | OpenClaw run 4bf92f35 | gpt-5.4 stream |")
-    assert f.metadata[META]["failure"] == "client_disconnect"
+    assert f.metadata[META].failure == "client_disconnect"  # the record itself, in memory
 
 
 def test_annotate_redacts_credentials_and_upstream_cookies() -> None:
-    f = gateway_flow(b"x", finished_meta(), streamed=False)
+    f = gateway_flow(b"x", finished_record(), streamed=False)
     annotate(f)
     assert f.request.headers["authorization"] == REDACTED
     assert f.request.headers["chatgpt-account-id"] == REDACTED
@@ -415,20 +422,20 @@ def _usage(prompt: int, completion: int, cached: int = 0, reasoning: int = 0) ->
 
 
 def _flows() -> list[flow.Flow]:
-    metas = [
-        finished_meta(usage=_usage(1000, 20, 800, 5)),
-        finished_meta(usage=_usage(1500, 30, 1000, 0), tool_calls=[], finish_reason="stop"),
-        finished_meta(model="gpt-5.4-mini", account="other@example.com", usage=_usage(10, 2), trace=None),
-        chat_meta(error="Client disconnected.", failure="client_disconnect", trace=None),
+    records = [
+        finished_record(usage=_usage(1000, 20, 800, 5)),
+        finished_record(usage=_usage(1500, 30, 1000, 0), tool_calls=[], finish_reason="stop"),
+        finished_record(model="gpt-5.4-mini", account="other@example.com", usage=_usage(10, 2), trace=None),
+        chat_record(error="Client disconnected.", failure="client_disconnect", trace=None),
     ]
-    flows: list[flow.Flow] = [gateway_flow(b"", m) for m in metas]
+    flows: list[flow.Flow] = [gateway_flow(b"", m) for m in records]
     flows.append(tflow.tflow(resp=True))  # not a gateway flow: ignored
     return flows
 
 
 def test_usage_table() -> None:
-    metas = [f.metadata[META] for f in _flows() if META in f.metadata]
-    assert commands.usage_table(metas) == "\n".join(
+    records = [r for f in _flows() if (r := record_of(f)) is not None]
+    assert commands.usage_table(records) == "\n".join(
         [
             "model         account            requests  failed  input  cached  output  reasoning  total",
             "------------  -----------------  --------  ------  -----  ------  ------  ---------  -----",
@@ -440,8 +447,8 @@ def test_usage_table() -> None:
 
 
 def test_runs_table() -> None:
-    metas = [f.metadata[META] for f in _flows() if META in f.metadata]
-    assert commands.runs_table(metas) == "\n".join(
+    records = [r for f in _flows() if (r := record_of(f)) is not None]
+    assert commands.runs_table(records) == "\n".join(
         [
             "run               client    requests  failed  input  output  tool calls",
             "----------------  --------  --------  ------  -----  ------  ----------",
@@ -499,11 +506,11 @@ def test_running_adds_the_comment_column_only_under_mitmweb() -> None:
 
 
 def test_only_chat_flows_count_as_chat_flows() -> None:
-    chat = gateway_flow(b"", finished_meta())
-    early = gateway_flow(b"", {"started": 1.0, "client_status": 401, "error": "key"})
-    images = gateway_flow(b"", {**finished_meta(), "endpoint": "images.generations"})
-    models = gateway_flow(b"", {"endpoint": "models", "client": "curl", "client_status": 200})
-    assert [chat_meta_of(f) is not None for f in (chat, early, images, models, tflow.tflow())] == [
+    chat = gateway_flow(b"", finished_record())
+    early = gateway_flow(b"", FlowRecord(started=1.0, client_status=401, error="key"))
+    images = gateway_flow(b"", finished_record(endpoint="images.generations"))
+    models = gateway_flow(b"", FlowRecord.from_json({"endpoint": "models", "client": "curl", "client_status": 200}))
+    assert [chat_record_of(f) is not None for f in (chat, early, images, models, tflow.tflow())] == [
         True,
         False,
         False,
@@ -514,7 +521,7 @@ def test_only_chat_flows_count_as_chat_flows() -> None:
 
 def test_sanitized_headers_decode_like_mitmproxy() -> None:
     headers = http.Headers([(b"X-Odd", b"\xff"), ("Ä-Name".encode(), b"v"), (b"AUTHORIZATION", b"k")])
-    got = sanitized_request("GET", "/", headers, b"")["headers"]
+    got = sanitized_request("GET", "/", headers, b"").headers
     expected = [(k, REDACTED if k.lower() == "authorization" else v) for k, v in headers.items(multi=True)]
     assert got == expected
 
