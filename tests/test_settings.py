@@ -14,6 +14,7 @@ import pytest
 from codex_gateway import __version__
 from codex_gateway.settings import DEFAULT_UPSTREAM
 from codex_gateway.settings import deferred_option_problems
+from codex_gateway.settings import deferred_strings
 from codex_gateway.settings import parse_settings
 from codex_gateway.settings import register_options
 from mitmproxy import options as mitmproxy_options
@@ -192,6 +193,18 @@ def deferred(*assignments: str) -> mitmproxy_options.Options:
     options = mitmproxy_options.Options()
     options.set(*assignments, defer=True)  # as `--set` leaves them until the script registers its options
     return options
+
+
+def test_deferred_strings_are_what_set_left_for_later() -> None:
+    """What the gateway reads of mitmproxy's private option store: a release that changes it fails here."""
+    options = deferred(
+        "codex_idle_timeout=soon", "gateway_cors_origins=a", "gateway_cors_origins=b", "gateway_allow_public"
+    )
+    assert deferred_strings(options) == {
+        "codex_idle_timeout": ["soon"],
+        "gateway_cors_origins": ["a", "b"],
+        "gateway_allow_public": [],
+    }
 
 
 def test_no_deferred_values_no_problems() -> None:

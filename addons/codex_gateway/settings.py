@@ -17,7 +17,14 @@ from mitmproxy.utils import human
 from . import __version__
 from .accounts.auth_file import default_codex_home
 
-__all__ = ["Settings", "register_options", "parse_settings", "deferred_option_problems", "DEFAULT_UPSTREAM"]
+__all__ = [
+    "Settings",
+    "register_options",
+    "parse_settings",
+    "deferred_option_problems",
+    "deferred_strings",
+    "DEFAULT_UPSTREAM",
+]
 
 DEFAULT_UPSTREAM = "https://chatgpt.com/backend-api/codex"
 
@@ -77,6 +84,9 @@ class Settings:
         return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
 
 
+_OPTION_NAMES = frozenset(name for name, *_ in _OPTIONS)
+
+
 def register_options(loader: Any) -> None:
     for name, typespec, default, help_text in _OPTIONS:
         loader.add_option(name, typespec, default, help_text)
@@ -125,16 +135,29 @@ def deferred_option_problems(options: Any) -> list[str]:
     """`--set` values for this addon's options that mitmproxy would fail to parse when the script registers.
 
     mitmproxy raises such an error inside the script loader, where it is swallowed: the addon would silently not
-    load and mitmproxy would forward requests untranslated. Checking first lets the addon fail closed instead.
+    load and mitmproxy would forward requests untranslated. Checking first lets the addon fail closed instead: each
+    value is set on a scratch option manager holding this addon's options (public API), which parses it as
+    mitmproxy will.
     """
-    deferred = getattr(options, "deferred", None) or {}
+    ours = {name: values for name, values in deferred_strings(options).items() if name in _OPTION_NAMES}
+    if not ours:
+        return []
+    scratch = optmanager.OptManager()
+    register_options(scratch)
     problems = []
-    for name, typespec, default, help_text in _OPTIONS:
-        values = getattr(deferred.get(name), "val", None)
-        if values is None:
-            continue
+    for name, values in ours.items():
         try:
-            options._parse_setval(optmanager._Option(name, typespec, default, help_text, None), values)
+            scratch.set(*([f"{name}={value}" for value in values] or [name]))
         except exceptions.OptionsError as e:
             problems.append(str(e))
     return problems
+
+
+def deferred_strings(options: Any) -> dict[str, list[str]]:
+    """The `--set` strings mitmproxy keeps for options no addon has registered yet, by option name.
+
+    The only private mitmproxy detail in this module: `OptManager.deferred` maps a name to an `_UnconvertedStrings`
+    whose `val` is the list of strings, and nothing public reads them before mitmproxy parses them itself (too late,
+    see above). tests/test_settings.py fails when a mitmproxy release changes that."""
+    deferred = getattr(options, "deferred", None) or {}
+    return {name: list(v.val) for name, v in deferred.items() if isinstance(getattr(v, "val", None), list)}
