@@ -308,9 +308,12 @@ class CodexGateway:
         payload = list_object(models) if route is Route.MODELS else self.catalog.retrieve(model_id(flow.request.path))
         flow.response = json_response(200, payload, origin)
         record = FlowRecord(
-            endpoint=route, client=client_name(flow.request.headers, None), models_source=self.catalog.source
+            endpoint=route,
+            started=flow.request.timestamp_start,
+            client=client_name(flow.request.headers, None),
+            finished_at=time.time(),
+            models_source=self.catalog.source,
         )
-        record.started, record.finished_at = flow.request.timestamp_start, time.time()
         set_record(flow, record).record_answer(200)
         annotate(flow)
 

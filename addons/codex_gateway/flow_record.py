@@ -7,7 +7,9 @@ In memory the key holds a `FlowRecord`. Saved, it is plain JSON: mitmproxy write
 save, `flow.copy()`) from `flow.get_state()`, which deep-copies `flow.metadata`, and `FlowRecord.__deepcopy__`
 answers that copy with `to_json()`. mitmproxy's file format (tnetstring) could not hold the object anyway. A
 flow read back from a file holds the JSON dict, and so do flows saved before this module existed: `record_of`
-turns it into a `FlowRecord` on first use (same keys, see `FlowRecord.to_json`).
+turns it into a `FlowRecord` on first use (same keys, see `FlowRecord.to_json`). `str(record)` is the JSON form's
+too, so mitmproxy's `~meta` filter matches live and loaded flows alike. tests/test_flow_record.py fails when a
+mitmproxy release changes how it saves or copies metadata.
 
 JSON keys (each one a field of the same name; a key is left out while its field is None, except where a null
 says something, see `_NULL_KEPT`):

@@ -77,7 +77,7 @@ class AnswerWriter:
 
 def shed_bodies(flow: http.HTTPFlow) -> None:
     """Drops what nothing reads again once every addon (Save included) has seen the finished flow and no view
-    keeps it: the upstream request as sent, the client's original body in the metadata and a streamed answer's
+    keeps it: the upstream request as sent, the client's original body in the flow record and a streamed answer's
     raw upstream body. A buffered answer stays: mitmproxy sends it after this hook."""
     flow.request.raw_content = None
     record = record_of(flow)
