@@ -3,11 +3,8 @@ scripts/replay_capture.py's reader, on tests/fixtures/saved_flows/pre_record.flo
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,6 +17,8 @@ from mitmproxy import contentviews
 from mitmproxy import http
 from mitmproxy import io
 from mitmproxy.test import taddons
+
+from scripts import replay_capture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "saved_flows" / "pre_record.flows"
@@ -186,17 +185,8 @@ def test_other_saved_gateway_flows_keep_their_views(by_kind: dict[str, http.HTTP
 # -- scripts/replay_capture.py's reader ----------------------------------------------------------------------------
 
 
-def _replay_capture() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("replay_capture", ROOT / "scripts" / "replay_capture.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being made
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_replay_capture_reads_the_saved_chat_requests() -> None:
-    recordings = _replay_capture().load_recordings([FIXTURE])
+    recordings = replay_capture.load_recordings([FIXTURE])
     got = {
         r.name: (r.include_usage, r.answer and (r.answer.status, r.answer.finish_reason, r.answer.tool_calls), r.note)
         for r in recordings
@@ -220,7 +210,7 @@ def test_replay_capture_reads_the_saved_chat_requests() -> None:
 
 
 def test_replay_capture_takes_the_clients_request_from_the_saved_record() -> None:
-    first = _replay_capture().load_recordings([FIXTURE])[0]
+    first = replay_capture.load_recordings([FIXTURE])[0]
     assert first.body.startswith(b'{"model":"gpt-5.4","messages":[{"role":"system"')
     headers = dict(first.headers)
     assert headers["Authorization"] == "<redacted>" and headers["traceparent"].startswith("00-0af7651916cd43dd")
