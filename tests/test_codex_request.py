@@ -11,6 +11,7 @@ import pytest
 from codex_gateway.chat.request import translate_chat_request
 from codex_gateway.codex_request import conversation_key
 from codex_gateway.codex_request import uuid_key
+from codex_gateway.flow_record import FlowRecord
 from codex_gateway.http.endpoints import prepare_upstream
 from codex_gateway.http.routes import Route
 from codex_gateway.images.request import prepare_generation
@@ -37,11 +38,12 @@ def _responses_key() -> str:
 
 
 def _images_key() -> str:
-    return str(prepare_generation(orjson.dumps({"prompt": "a red cube"}), "application/json")[1]["session_id"])
+    return prepare_generation(orjson.dumps({"prompt": "a red cube"}), "application/json")[1].session_id
 
 
 def _compact_key() -> str:
-    headers = prepare_upstream(Route.COMPACT, b'{"model":"gpt-5.4","input":[]}', "application/json", []).session_headers
+    raw = b'{"model":"gpt-5.4","input":[]}'
+    headers = prepare_upstream(Route.COMPACT, raw, "application/json", [], FlowRecord()).session_headers
     return dict(headers)["session_id"]
 
 
