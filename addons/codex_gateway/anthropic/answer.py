@@ -4,7 +4,8 @@ replayed responses, with the same state machine as the streaming path)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from dataclasses import field
 
 import orjson
 
@@ -18,25 +19,32 @@ from .stream import message_from_events
 from .translator import encode_events
 from .translator import run_body
 
-__all__ = ["machine_for", "buffered_answer"]
+__all__ = ["MessagesOptions", "machine_for", "buffered_answer"]
 
 
-def machine_for(meta: Mapping[str, Any]) -> MessageStream:
-    """The state machine for a flow, configured from its (serializable) metadata."""
+@dataclass(frozen=True)
+class MessagesOptions:
+    """How a Messages flow's answer is translated (from its flow record)."""
+
+    model: str  # the client's name for it: every answer echoes it
+    stream: bool = False
+    stop: tuple[str, ...] = ()
+    thinking: str = "off"
+    tool_names: dict[str, str] = field(default_factory=dict)
+
+
+def machine_for(options: MessagesOptions) -> MessageStream:
     return MessageStream(
-        model=meta["model"],
-        stop=tuple(meta.get("stop") or ()),
-        thinking=meta.get("thinking", "off"),
-        tool_names=dict(meta.get("tool_names") or {}),
+        model=options.model, stop=options.stop, thinking=options.thinking, tool_names=dict(options.tool_names)
     )
 
 
-def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
+def buffered_answer(options: MessagesOptions, status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
     if not (200 <= status < 300):
         return anthropic_error_answer(upstream_error(status, body, headers))
-    machine = machine_for(meta)
+    machine = machine_for(options)
     events = run_body(machine, body)
-    if meta.get("stream"):  # exactly what the stream callable would have sent, in one piece
+    if options.stream:  # exactly what the stream callable would have sent, in one piece
         error = machine.error["message"] if machine.error else None
         return _with_outcome(ClientAnswer(200, "text/event-stream", encode_events(events), error=error), machine)
     if machine.error is not None:
@@ -44,11 +52,6 @@ def buffered_answer(meta: Mapping[str, Any], status: int, headers: Mapping[str, 
         failure = GatewayError(failed_status, machine.error["message"], code=machine.error.get("code"))
         return _with_outcome(anthropic_error_answer(failure), machine)
     return _with_outcome(ClientAnswer(200, "application/json", orjson.dumps(message_from_events(events))), machine)
-
-
-def outcome(machine: MessageStream) -> dict[str, Any]:
-    """What the flow summary records of an answer (the same keys for every protocol)."""
-    return {"finish_reason": machine.stop_reason, "usage": machine.summary_usage, "tool_calls": list(machine.tool_uses)}
 
 
 def _with_outcome(answer: ClientAnswer, machine: MessageStream) -> ClientAnswer:

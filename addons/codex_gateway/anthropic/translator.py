@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import orjson
 
+from ..answer import Outcome
 from ..sse import RawBodyKeeper
 from ..sse import SSEDecoder
 from ..sse import SSEEvent
@@ -69,6 +70,12 @@ class MessagesSSETranslator(RawBodyKeeper):
             self.pings += 1
             self._last_write = now
         return [out] if out else []
+
+    def outcome(self) -> Outcome:
+        """How the streamed answer ended, for the flow record."""
+        machine = self.machine
+        error = machine.error["message"] if machine.error else None
+        return Outcome(machine.stop_reason, machine.summary_usage, list(machine.tool_uses), self.first_token_at, error)
 
     def _run(self, events: list[SSEEvent]) -> list[Event]:
         out: list[Event] = []
