@@ -14,7 +14,7 @@ from codex_gateway.anthropic.request import MessagesUpstream
 from codex_gateway.anthropic.request import translate_messages_request
 from codex_gateway.inspect.summary import client_name
 
-from tests.fakes.codex_rules import validate_responses_body
+from scripts.fakes.codex_rules import validate_responses_body
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "claude_code"
 NAMES = ["request.json", "request_tool_turn.json"]

@@ -28,7 +28,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from tests.fakes.codex_rules import validate_responses_body
+from scripts.fakes.codex_rules import validate_responses_body
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FAMILIES = parse_claude_models(DEFAULT_CLAUDE_MODELS)

@@ -17,7 +17,7 @@ from codex_gateway.anthropic.request import translate_messages_request
 from codex_gateway.anthropic.request import upstream_tool_name
 from codex_gateway.errors import GatewayError
 
-from tests.fakes.codex_rules import validate_responses_body
+from scripts.fakes.codex_rules import validate_responses_body
 
 FAMILIES = parse_claude_models(DEFAULT_CLAUDE_MODELS)
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

@@ -15,10 +15,10 @@ from codex_gateway.anthropic.translator import MessagesSSETranslator
 from codex_gateway.anthropic.translator import encode_events
 from codex_gateway.anthropic.translator import run_body
 
+from scripts.fakes import codex_events as ev
 from tests.conftest import encode_upstream
 from tests.conftest import load_stream
 from tests.conftest import stream_names
-from tests.fakes import codex_events as ev
 
 FAILING = {"failed_after_text.sse", "stream_cut.sse", "error_event.sse"}
 

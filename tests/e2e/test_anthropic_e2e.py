@@ -10,12 +10,12 @@ import anthropic
 import httpx
 import pytest
 
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import FakeLogin
-from tests.gateway_process import GatewayProcess
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import SSEScript
+from scripts.gateway_process import FakeLogin
+from scripts.gateway_process import GatewayProcess
 
 MODEL = "claude-opus-5-5"
 TOOLS: list[Any] = [

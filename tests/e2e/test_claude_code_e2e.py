@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from scripts.fakes import codex_events as ev
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import SSEScript
+from scripts.gateway_process import GatewayProcess
 from tests import claude_code
-from tests.fakes import codex_events as ev
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import SSEScript
-from tests.gateway_process import GatewayProcess
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ import orjson
 from pydantic import ValidationError
 
 from ..chat.request import DEFAULT_INSTRUCTIONS
-from ..chat.request import _derived_cache_key
+from ..codex_request import conversation_key
 from ..errors import GatewayError
 from ..errors import bad_request
 from ..errors import parse_json_object
@@ -115,7 +115,9 @@ def translate_messages_request(
     body["store"] = False
     body["stream"] = True
     body["include"] = ["reasoning.encrypted_content"] if thinking != "off" else []
-    session_id = _session_id(headers, req.metadata) or _derived_cache_key(body["instructions"], items)
+    session_id = _session_id(headers, req.metadata) or conversation_key(
+        body["instructions"], items, namespace="messages"
+    )
     body["prompt_cache_key"] = session_id
     fmt = (req.output_config.format if req.output_config else None) or req.output_format
     if fmt is not None:
