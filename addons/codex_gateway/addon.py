@@ -25,10 +25,10 @@ from . import __version__
 from .accounts.pool import format_status
 from .accounts.upstream_access import UpstreamAccess
 from .answer import ClientAnswer
+from .answer import StreamCallable
 from .anthropic.count import count_tokens
 from .anthropic.models import anthropic_model_list
 from .anthropic.models import model_info as anthropic_model_info
-from .answer import StreamCallable
 from .errors import GatewayError
 from .flow_record import FlowRecord
 from .flow_record import Route

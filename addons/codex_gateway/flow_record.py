@@ -29,7 +29,8 @@ says something, see `_NULL_KEPT`):
 | `error`, `finished_at` | the error message; when the flow finished (unix seconds) |
 | `failure`, `failure_reason` | the failure kind and the line the flow's comment starts with (`inspect.summary`) |
 | `models_source` | where a `/v1/models` answer came from (`live`, `gateway-cache`, `codex-cache`, `builtin`) |
-| `codex_model`, `thinking`, `tool_names`, `betas` | messages: the Codex model a Claude name became; the thinking blocks the answer carries (`off`, `summarized`, `omitted`); shortened tool name → the client's; `anthropic-beta` flags |
+| `codex_model`, `thinking` | messages: the Codex model a Claude name became; the thinking blocks the answer carries |
+| `tool_names`, `betas` | messages: shortened upstream tool name → the client's; the `anthropic-beta` flags |
 """
 
 from __future__ import annotations
