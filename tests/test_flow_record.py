@@ -57,6 +57,10 @@ FULL = FlowRecord(
     failure="error_event",
     failure_reason="error event: Try again later.",
     models_source="live",
+    codex_model="gpt-5.4",
+    thinking="omitted",
+    tool_names={"mcp__x_0123abcd": "mcp__x_long_name"},
+    betas=["interleaved-thinking-2025-05-14"],
 )
 
 
@@ -128,7 +132,7 @@ def test_a_saved_null_reads_back_as_none() -> None:
 # (id, saved form)
 FOREIGN: list[tuple[str, dict[str, Any]]] = [
     ("unknown key", {"model": "m", "budget_tokens": 5}),
-    ("unknown endpoint", {"endpoint": "messages", "model": "m"}),
+    ("unknown endpoint", {"endpoint": "audio.speech", "model": "m"}),
     ("wrong types", {"started": "yesterday", "stream": "yes", "tool_calls": "read", "client_status": True}),
     ("a null not written today", {"account": None, "first_token_at": None, "model": "m"}),
     ("broken nested values", {"original_request": "GET /", "images": [1], "session_headers": [["a"]]}),
@@ -148,8 +152,8 @@ def test_a_field_written_later_wins_over_what_was_kept() -> None:
 
 
 def test_an_endpoint_of_another_version_is_still_named() -> None:
-    record = FlowRecord.from_json({"endpoint": "messages"})
-    assert (record.endpoint, record.endpoint_name) == (None, "messages")
+    record = FlowRecord.from_json({"endpoint": "audio.speech"})
+    assert (record.endpoint, record.endpoint_name) == (None, "audio.speech")
 
 
 @pytest.mark.parametrize(
@@ -159,7 +163,7 @@ def test_an_endpoint_of_another_version_is_still_named() -> None:
         ({"original_request": ORIGINAL.to_json()}, True),  # saved before there were other endpoints
         ({"endpoint": "chat.completions"}, False),  # answered before the request was parsed
         ({"endpoint": "responses", "original_request": ORIGINAL.to_json()}, False),
-        ({"endpoint": "messages", "original_request": ORIGINAL.to_json()}, False),
+        ({"endpoint": "audio.speech", "original_request": ORIGINAL.to_json()}, False),
         ({"endpoint": None, "original_request": ORIGINAL.to_json()}, False),
     ],
 )

@@ -68,6 +68,7 @@ def test_every_option_is_registered_with_help() -> None:
         "gateway_allow_public",
         "codex_image_model",
         "codex_idle_timeout",
+        "codex_claude_models",
     }
     assert all(help_text for _, _, help_text in added.values())
 
@@ -172,6 +173,7 @@ BAD = [
         id="cors one bad of two",
     ),
     pytest.param({"gateway_cors_origins": [""]}, "gateway_cors_origins", id="cors empty entry"),
+    pytest.param({"codex_claude_models": "opus gpt-5.4"}, "codex_claude_models", id="claude models no ="),
     pytest.param(
         {"gateway_cors_origins": ["localhost:3000"]},
         "gateway_cors_origins",

@@ -26,6 +26,9 @@ from .accounts.pool import format_status
 from .accounts.upstream_access import UpstreamAccess
 from .answer import ClientAnswer
 from .answer import StreamCallable
+from .anthropic.count import count_tokens
+from .anthropic.models import anthropic_model_list
+from .anthropic.models import model_info as anthropic_model_info
 from .errors import GatewayError
 from .flow_record import FlowRecord
 from .flow_record import Route
@@ -39,6 +42,7 @@ from .http.cors import allowed_origin
 from .http.cors import cors_headers
 from .http.cors import preflight_headers
 from .http.endpoints import buffered_answer
+from .http.endpoints import error_answer
 from .http.endpoints import prepare_upstream
 from .http.endpoints import stream_translator
 from .http.headers import client_response_headers
@@ -166,11 +170,11 @@ class CodexGateway:
         try:
             await self._handle_request(flow)
         except GatewayError as e:
-            self._answer_locally(flow, ClientAnswer.from_error(e))
+            self._answer_locally(flow, self._error_answer(flow, e))
         except Exception as e:  # never forward an untranslated request
             logger.exception("codex-gateway: translating the request failed")
             failure = GatewayError(500, f"The gateway failed to translate the request ({type(e).__name__}).")
-            self._answer_locally(flow, ClientAnswer.from_error(failure))
+            self._answer_locally(flow, self._error_answer(flow, failure))
         if flow.response is not None:
             # Answered here: the client's own credentials (the gateway key) must not stay in a saved flow.
             redact_request(flow.request.headers)
@@ -218,11 +222,11 @@ class CodexGateway:
                     body = await self._retried(flow, record, body)
                 self._defer_answer(flow, buffered_answer(record, response.status_code, response.headers, body))
         except GatewayError as e:
-            self._defer_answer(flow, ClientAnswer.from_error(e))
+            self._defer_answer(flow, self._error_answer(flow, e))
         except Exception as e:
             logger.exception("codex-gateway: translating the upstream answer failed")
             failure = GatewayError(502, f"The gateway failed to translate the upstream answer ({type(e).__name__}).")
-            self._defer_answer(flow, ClientAnswer.from_error(failure))
+            self._defer_answer(flow, self._error_answer(flow, failure))
         finally:
             if self.access is not None:
                 self.access.release(flow.id)
@@ -258,7 +262,7 @@ class CodexGateway:
         path = request.path
         route = route_for(method, path)
         if route in (Route.MODELS, Route.MODEL):
-            await self._answer_models(flow, route, origin)
+            await self._answer_models(flow, route, origin, anthropic="anthropic-version" in client_headers)
             return
         # `get_content` looks the content-encoding up again; without one, the raw body is the content.
         raw = (
@@ -267,6 +271,11 @@ class CodexGateway:
         content_type = client_headers.get("content-type")
         check_body(content_type, len(raw), settings.body_limit, multipart=route is Route.IMAGES_EDITS)
         parsed = _json_or_none(raw)  # parsed once: for the client's name here and the translation below
+        if route is Route.COUNT_TOKENS:  # answered here: a local estimate, nothing goes upstream
+            counted = count_tokens(raw, parsed, client_headers, settings.claude_models)
+            flow.response = json_response(200, counted, origin)
+            self._record_local(flow, route, client_name(client_headers, parsed))
+            return
         record = set_record(
             flow,
             FlowRecord(
@@ -286,10 +295,11 @@ class CodexGateway:
             record,
             image_orchestrator=settings.image_model,
             parsed=parsed,
+            claude_models=settings.claude_models,
         )
         record.session_headers = upstream.session_headers
-        if route in (Route.CHAT, Route.RESPONSES) and record.model is not None:
-            self.catalog_check(record.model)
+        if route in (Route.CHAT, Route.RESPONSES, Route.MESSAGES) and record.model is not None:
+            self.catalog_check(record.codex_model or record.model)
         assert self.access is not None
         creds = await self.access.credentials(flow.id, record.session_id, replaying=_server_replaying())
         record.account = creds.label if creds else None
@@ -301,21 +311,32 @@ class CodexGateway:
         if self.catalog is not None:
             self.catalog.check(model)  # a 404 only while the live catalog is authoritative
 
-    async def _answer_models(self, flow: http.HTTPFlow, route: Route, origin: str | None) -> None:
+    async def _answer_models(
+        self, flow: http.HTTPFlow, route: Route, origin: str | None, *, anthropic: bool = False
+    ) -> None:
         assert self.catalog is not None and self.access is not None
         headers = await self.access.catalog_headers(replaying=_server_replaying())
         models = await self.catalog.models(headers, self.access.client())
-        payload = list_object(models) if route is Route.MODELS else self.catalog.retrieve(model_id(flow.request.path))
+        if route is Route.MODELS:
+            payload = anthropic_model_list(models) if anthropic else list_object(models)
+        else:
+            found = self.catalog.retrieve(model_id(flow.request.path))
+            payload = anthropic_model_info(found) if anthropic else found
         flow.response = json_response(200, payload, origin)
+        self._record_local(flow, route, client_name(flow.request.headers, None), models_source=self.catalog.source)
+
+    @staticmethod
+    def _record_local(flow: http.HTTPFlow, route: Route, client: str, **fields: Any) -> None:
+        """The record of a request the gateway answered itself, successfully."""
         record = FlowRecord(
-            endpoint=route,
-            started=flow.request.timestamp_start,
-            client=client_name(flow.request.headers, None),
-            finished_at=time.time(),
-            models_source=self.catalog.source,
+            endpoint=route, started=flow.request.timestamp_start, client=client, finished_at=time.time(), **fields
         )
         set_record(flow, record).record_answer(200)
         annotate(flow)
+
+    def _error_answer(self, flow: http.HTTPFlow, err: GatewayError) -> ClientAnswer:
+        """Anthropic clients get Anthropic's error envelope, everyone else OpenAI's."""
+        return error_answer(err, flow.request.path, flow.request.headers)
 
     @staticmethod
     def _check_key(flow: http.HTTPFlow, key: str | None) -> None:
@@ -326,7 +347,7 @@ class CodexGateway:
         if not hmac.compare_digest(given.encode(), key.encode()):
             raise GatewayError(
                 401,
-                "Incorrect or missing gateway API key: send it as `Authorization: Bearer <key>`.",
+                "Incorrect or missing gateway API key: send it as `Authorization: Bearer <key>` (or `x-api-key`).",
                 code="invalid_api_key",
             )
 

@@ -29,6 +29,8 @@ says something, see `_NULL_KEPT`):
 | `error`, `finished_at` | the error message; when the flow finished (unix seconds) |
 | `failure`, `failure_reason` | the failure kind and the line the flow's comment starts with (`inspect.summary`) |
 | `models_source` | where a `/v1/models` answer came from (`live`, `gateway-cache`, `codex-cache`, `builtin`) |
+| `codex_model`, `thinking` | messages: the Codex model a Claude name became; the thinking blocks the answer carries |
+| `tool_names`, `betas` | messages: shortened upstream tool name → the client's; the `anthropic-beta` flags |
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Route(Enum):
     MODEL = "models.retrieve"
     IMAGES_GENERATIONS = "images.generations"
     IMAGES_EDITS = "images.edits"
+    MESSAGES = "messages"  # Anthropic's Messages API
+    COUNT_TOKENS = "messages.count_tokens"
 
 
 @dataclass(slots=True)
@@ -122,6 +126,10 @@ class FlowRecord:
     failure: str | None = None
     failure_reason: str | None = None
     models_source: str | None = None
+    codex_model: str | None = None
+    thinking: str | None = None
+    tool_names: dict[str, str] | None = None
+    betas: list[str] | None = None
     # What this record does not model, as it was read from a saved flow (kept for saving it again): keys of
     # another version, values of an unexpected type, and nulls `to_json` would not write.
     extra: dict[str, Any] = field(default_factory=dict)
@@ -302,6 +310,10 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "failure": _text,
     "failure_reason": _text,
     "models_source": _text,
+    "codex_model": _text,
+    "thinking": _text,
+    "tool_names": _object,
+    "betas": _texts,
 }
 _FIELDS = tuple(f.name for f in fields(FlowRecord) if f.name != "extra")
 

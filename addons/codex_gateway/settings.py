@@ -16,6 +16,8 @@ from mitmproxy.utils import human
 
 from . import __version__
 from .accounts.auth_file import default_codex_home
+from .anthropic.models import DEFAULT_CLAUDE_MODELS
+from .anthropic.models import parse_claude_models
 
 __all__ = [
     "Settings",
@@ -62,6 +64,12 @@ _OPTIONS: list[tuple[str, Any, Any, str]] = [
     ("gateway_allow_public", bool, False, "Allow listening on a non-loopback address without gateway_api_key."),
     ("codex_image_model", str, "gpt-5.4-mini", "Model that orchestrates the image_generation tool for /v1/images."),
     ("codex_idle_timeout", int, 300, "Seconds without upstream data after which a streamed answer is cut off."),
+    (
+        "codex_claude_models",
+        str,
+        DEFAULT_CLAUDE_MODELS,
+        "Claude model families → Codex models for /v1/messages (family=model,…); other names pass through.",
+    ),
 ]
 
 
@@ -79,6 +87,7 @@ class Settings:
     allow_public: bool
     idle_timeout: int
     image_model: str
+    claude_models: tuple[tuple[str, str], ...] = ()
 
     def upstream_url(self, path: str) -> str:
         return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
@@ -128,6 +137,7 @@ def parse_settings(options: Any) -> Settings:
         allow_public=options.gateway_allow_public,
         idle_timeout=int(options.codex_idle_timeout),
         image_model=options.codex_image_model,
+        claude_models=parse_claude_models(options.codex_claude_models),
     )
 
 

@@ -10,7 +10,7 @@ __all__ = ["StopMatcher"]
 
 
 class StopMatcher:
-    __slots__ = ("_stops", "_held", "_longest", "stopped", "enabled")
+    __slots__ = ("_stops", "_held", "_longest", "stopped", "enabled", "matched")
 
     def __init__(self, stops: tuple[str, ...]) -> None:
         self._stops = tuple(s for s in stops if s)
@@ -18,6 +18,7 @@ class StopMatcher:
         self._longest = max((len(s) for s in self._stops), default=0)
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop sequence that ended the text (Anthropic answers name it)
 
     def feed(self, text: str) -> str:
         """Returns the text that is safe to emit now. Once a stop sequence is seen, everything after is dropped."""
@@ -32,6 +33,7 @@ class StopMatcher:
             at = window.find(stop)
             if at != -1 and (end == -1 or at + len(stop) < end or (at + len(stop) == end and at < cut)):
                 cut, end = at, at + len(stop)
+                self.matched = stop
         if cut != -1:
             self.stopped = True
             self._held = ""

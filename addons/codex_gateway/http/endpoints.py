@@ -19,6 +19,11 @@ import orjson
 
 from ..answer import ClientAnswer
 from ..answer import StreamCallable
+from ..anthropic import answer as anthropic_answer
+from ..anthropic.errors import anthropic_error_answer
+from ..anthropic.errors import is_anthropic_request
+from ..anthropic.request import translate_messages_request
+from ..anthropic.translator import MessagesSSETranslator
 from ..chat.answer import ChatOptions
 from ..chat.answer import buffered_answer as chat_buffered_answer
 from ..chat.answer import machine_for
@@ -36,7 +41,15 @@ from ..images import request as images
 from ..responses import request as responses_api
 from ..responses import stream as responses_stream
 
-__all__ = ["Upstream", "prepare_upstream", "stream_translator", "buffered_answer", "chat_options"]
+__all__ = [
+    "Upstream",
+    "prepare_upstream",
+    "stream_translator",
+    "buffered_answer",
+    "chat_options",
+    "messages_options",
+    "error_answer",
+]
 
 
 @dataclass
@@ -55,6 +68,7 @@ def prepare_upstream(
     *,
     image_orchestrator: str = images.DEFAULT_ORCHESTRATOR,
     parsed: Any = None,
+    claude_models: tuple[tuple[str, str], ...] = (),
 ) -> Upstream:
     """Validates and translates a client request, and records what the translation decided in `record` (model,
     stream, counts, dropped parameters, session id). Raises `GatewayError` (4xx) with nothing sent upstream.
@@ -69,6 +83,8 @@ def prepare_upstream(
             return _compact(raw, client_headers, record)
         case Route.IMAGES_GENERATIONS | Route.IMAGES_EDITS:
             return _images(route, raw, content_type, image_orchestrator, record)
+        case Route.MESSAGES:
+            return _messages(raw, parsed, client_headers, claude_models, record)
     raise GatewayError(500, f"No upstream translation for {route.value}.")
 
 
@@ -122,6 +138,45 @@ def _images(route: Route, raw: bytes, content_type: str | None, orchestrator: st
     return Upstream("/responses", body, [("session_id", job.session_id)])
 
 
+def _messages(
+    raw: bytes,
+    parsed: Any,
+    client_headers: Iterable[tuple[str, str]],
+    claude_models: tuple[tuple[str, str], ...],
+    record: FlowRecord,
+) -> Upstream:
+    req = translate_messages_request(raw, parsed, {k.lower(): v for k, v in client_headers}, claude_models)
+    body = _encoded(req.body_bytes, req.body)
+    record.model = req.model
+    record.codex_model = req.body["model"]
+    record.stream = req.stream
+    record.stop = list(req.stop)
+    record.thinking = req.thinking
+    record.tool_names = req.tool_names
+    record.dropped = req.dropped
+    record.betas = req.betas
+    record.messages = req.message_count
+    record.tools = req.tool_count
+    record.session_id = req.session_id
+    return Upstream("/responses", body, [("session_id", req.session_id)])
+
+
+def messages_options(record: FlowRecord) -> anthropic_answer.MessagesOptions:
+    """How a Messages flow's answer is translated, from its record."""
+    return anthropic_answer.MessagesOptions(
+        model=record.model or "unknown",
+        stream=bool(record.stream),
+        stop=tuple(record.stop or ()),
+        thinking=record.thinking or "off",
+        tool_names=dict(record.tool_names or {}),
+    )
+
+
+def error_answer(err: GatewayError, path: str, headers: Mapping[str, str]) -> ClientAnswer:
+    """An error in the envelope the client speaks: Anthropic's for Anthropic clients, else OpenAI's."""
+    return anthropic_error_answer(err) if is_anthropic_request(path, headers) else ClientAnswer.from_error(err)
+
+
 def chat_options(record: FlowRecord) -> ChatOptions:
     """How a chat flow's answer is translated, from its record."""
     return ChatOptions(
@@ -140,6 +195,8 @@ def stream_translator(record: FlowRecord) -> StreamCallable | None:
         return ChatSSETranslator(machine_for(chat_options(record)))
     if record.endpoint is Route.RESPONSES:
         return responses_stream.ResponsesSSEPassThrough(model=record.model)
+    if record.endpoint is Route.MESSAGES:
+        return MessagesSSETranslator(anthropic_answer.machine_for(messages_options(record)))
     return None
 
 
@@ -152,6 +209,8 @@ def buffered_answer(record: FlowRecord, status: int, headers: Mapping[str, str],
             return responses_stream.buffered_answer(bool(record.stream), status, headers, body)
         case Route.IMAGES_GENERATIONS | Route.IMAGES_EDITS if record.images is not None:
             return images.buffered_answer(record.images, status, headers, body)
+        case Route.MESSAGES:
+            return anthropic_answer.buffered_answer(messages_options(record), status, headers, body)
     if not (200 <= status < 300):
         return ClientAnswer.from_error(upstream_error(status, body, headers))
     content_type = headers.get("content-type", "application/json")

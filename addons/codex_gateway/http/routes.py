@@ -18,6 +18,8 @@ _ROUTES: dict[str, tuple[Route, str]] = {
     "/models": (Route.MODELS, "GET"),
     "/images/generations": (Route.IMAGES_GENERATIONS, "POST"),
     "/images/edits": (Route.IMAGES_EDITS, "POST"),
+    "/messages": (Route.MESSAGES, "POST"),
+    "/messages/count_tokens": (Route.COUNT_TOKENS, "POST"),
 }
 
 
@@ -40,7 +42,7 @@ def route_for(method: str, path: str) -> Route:
         raise GatewayError(
             404,
             f"Unknown path {path.split('?', 1)[0]!r}: this gateway serves /v1/chat/completions, /v1/responses, "
-            "/v1/models and /v1/images.",
+            "/v1/models, /v1/images and /v1/messages.",
             code="unknown_url",
         )
     route, allowed = entry

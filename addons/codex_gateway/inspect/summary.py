@@ -56,6 +56,10 @@ def client_name(headers: Mapping[str, str], body: Any) -> str:
     originator = headers.get("originator", "").lower()
     if lower.startswith("codex") or "codex_cli" in lower or originator.startswith("codex_cli"):
         return "Codex CLI"
+    if lower.startswith("claude-cli/"):
+        return "Claude Code"
+    if lower.startswith("anthropic/"):
+        return f"Anthropic {ua[len('anthropic/') :].split(' ', 1)[0][:20]} SDK"  # Anthropic/Python 2.17.0
     if lower.startswith("openai/js"):
         return "OpenAI JS SDK"
     if lower.startswith("openai/python"):
