@@ -405,3 +405,51 @@ def test_client_version(
     cat = catalog(homes, Clock(), client_version=explicit)
     assert cat.client_version == expected
     assert cat.url == f"{UPSTREAM}/models?client_version={expected}"
+
+
+# -- aliases and effort names -------------------------------------------------------------------------------
+
+
+async def test_aliases_are_listed_marked_as_such(homes: tuple[Path, Path], upstream: Upstream) -> None:
+    cat = catalog(homes, Clock())
+    cat.aliases = {"gpt-4o": "gpt-5.4", "fast": "gpt-5.4-mini-low"}
+    async with upstream.client() as client:
+        models = await cat.models(CREDS, client)
+    assert ids(models) == [*LISTED, "gpt-4o", "fast"]
+    gpt4o, fast = models[-2:]
+    assert gpt4o["alias_for"] == "gpt-5.4" and gpt4o["owned_by"] == "codex-gateway" and "reasoning_effort" not in gpt4o
+    assert fast["alias_for"] == "gpt-5.4-mini-low" and fast["reasoning_effort"] == "low"
+    assert fast["context_window"] == 128000  # the target model's, so a client can size its prompts
+
+
+async def test_an_alias_named_like_a_catalog_model_replaces_it(homes: tuple[Path, Path], upstream: Upstream) -> None:
+    cat = catalog(homes, Clock())
+    cat.aliases = {"gpt-5.4": "gpt-5.4-high"}
+    async with upstream.client() as client:
+        models = await cat.models(CREDS, client)
+    assert ids(models).count("gpt-5.4") == 1
+    assert models[-1]["id"] == "gpt-5.4" and models[-1]["reasoning_effort"] == "high"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "alias_for", "effort"),
+    [("fast", "gpt-5.4-mini-low", "low"), ("gpt-5.4-high", "gpt-5.4", "high"), ("gpt-5.4", None, None)],
+)
+async def test_retrieve_knows_aliases_and_effort_names(
+    homes: tuple[Path, Path], upstream: Upstream, model_id: str, alias_for: str | None, effort: str | None
+) -> None:
+    cat = catalog(homes, Clock())
+    cat.aliases = {"fast": "gpt-5.4-mini-low"}
+    async with upstream.client() as client:
+        await cat.models(CREDS, client)
+    found = cat.retrieve(model_id)
+    assert (found["id"], found.get("alias_for"), found.get("reasoning_effort")) == (model_id, alias_for, effort)
+
+
+async def test_an_effort_name_of_an_unknown_model_is_not_found(homes: tuple[Path, Path], upstream: Upstream) -> None:
+    cat = catalog(homes, Clock())
+    async with upstream.client() as client:
+        await cat.models(CREDS, client)
+    with pytest.raises(GatewayError) as raised:
+        cat.retrieve("gpt-9-high")
+    assert raised.value.code == "model_not_found"

@@ -69,6 +69,7 @@ def test_every_option_is_registered_with_help() -> None:
         "codex_image_model",
         "codex_idle_timeout",
         "codex_claude_models",
+        "codex_model_aliases",
     }
     assert all(help_text for _, _, help_text in added.values())
 
@@ -100,6 +101,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.allow_public is False
     assert s.idle_timeout == 300
     assert s.image_model == "gpt-5.4-mini"
+    assert s.model_aliases == {}
 
 
 def test_homes_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -250,3 +252,13 @@ PARSEABLE = [
 @pytest.mark.parametrize("assignments", PARSEABLE, ids=[" ".join(a) for a in PARSEABLE])
 def test_parseable_and_foreign_deferred_values_are_not_problems(assignments: tuple[str, ...]) -> None:
     assert deferred_option_problems(deferred(*assignments)) == []
+
+
+def test_model_aliases() -> None:
+    s = parse_settings(opts(codex_model_aliases="gpt-4o=gpt-5.4, fast=gpt-5.4-mini-low"))
+    assert s.model_aliases == {"gpt-4o": "gpt-5.4", "fast": "gpt-5.4-mini-low"}
+
+
+def test_bad_model_aliases_name_the_option() -> None:
+    with pytest.raises(ValueError, match="codex_model_aliases: 'gpt-4o' is not of the form name=target"):
+        parse_settings(opts(codex_model_aliases="gpt-4o"))

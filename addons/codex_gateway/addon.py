@@ -119,6 +119,8 @@ class CodexGateway:
             settings.upstream,
         ):
             self.catalog = ModelCatalog(settings.codex_home, settings.gateway_home, settings.upstream_url(""))
+        assert self.catalog is not None
+        self.catalog.aliases = settings.model_aliases
         self.settings = settings
         if "codex_idle_timeout" in updated:
             # mitmproxy closes a connection after tcp_timeout seconds without traffic: a stalled upstream stream
@@ -296,6 +298,7 @@ class CodexGateway:
             image_orchestrator=settings.image_model,
             parsed=parsed,
             claude_models=settings.claude_models,
+            model_choice=self.catalog.choose if self.catalog is not None else None,
         )
         record.session_headers = upstream.session_headers
         if route in (Route.CHAT, Route.RESPONSES, Route.MESSAGES) and record.model is not None:

@@ -19,7 +19,8 @@ says something, see `_NULL_KEPT`):
 | `endpoint`, `started` | the `Route` value (`chat.completions`, `responses`, ...); request start (unix seconds) |
 | `client`, `trace`, `cors_origin` | the client's name; the `traceparent` trace id; the allowed CORS origin |
 | `original_request` | the client's request (`OriginalRequest`): method, path, headers (credentials redacted), body |
-| `model`, `stream`, `include_usage`, `stop` | as requested (the last two for chat) |
+| `model`, `stream`, `include_usage`, `stop` | the model that serves (see `model_names`); as requested (chat) |
+| `requested_model`, `name_effort` | the client's model name, if it stood for another; the effort the name set |
 | `messages`, `tools`, `dropped`, `stripped_ids` | counts; parameters dropped; item ids stripped (responses) |
 | `session_id`, `session_headers` | the `prompt_cache_key` sent as `session_id`; the session headers sent upstream |
 | `images` | the images request (`images.job.ImageJob`) |
@@ -103,6 +104,8 @@ class FlowRecord:
     cors_origin: str | None = None
     original_request: OriginalRequest | None = None
     model: str | None = None
+    requested_model: str | None = None
+    name_effort: str | None = None
     stream: bool | None = None
     include_usage: bool | None = None
     stop: list[str] | None = None
@@ -287,6 +290,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "cors_origin": _text,
     "original_request": OriginalRequest.from_json,
     "model": _text,
+    "requested_model": _text,
+    "name_effort": _text,
     "stream": _flag,
     "include_usage": _flag,
     "stop": _texts,

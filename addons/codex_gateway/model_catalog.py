@@ -43,6 +43,9 @@ import orjson
 from .accounts.auth_file import format_iso
 from .accounts.auth_file import parse_iso
 from .errors import GatewayError
+from .model_names import ModelChoice
+from .model_names import alias_objects
+from .model_names import resolve
 from .models import catalog_from_cache
 from .models import model_object
 
@@ -147,6 +150,7 @@ class ModelCatalog:
         self._failed_at: float | None = None
         self._lock = asyncio.Lock()
         self._disk_checked = False
+        self.aliases: dict[str, str] = {}  # option codex_model_aliases, set by the addon
 
     # -- public -----------------------------------------------------------------------------------------------
 
@@ -171,7 +175,21 @@ class ModelCatalog:
                 if self._wants_fetch():  # a concurrent caller may have fetched meanwhile
                     await self._fetch(credentials_headers, client)
         self._ensure_loaded()
-        return [catalog_model(info) for info in self._infos if info.get("visibility", "list") not in _HIDDEN]
+        listed = [catalog_model(info) for info in self._infos if info.get("visibility", "list") not in _HIDDEN]
+        if not self.aliases:
+            return listed
+        # An alias named like a catalog model replaces it: the name now means the alias's target.
+        kept = [obj for obj in listed if obj["id"] not in self.aliases]
+        return kept + alias_objects(self.aliases, self.lookup, self.known)
+
+    def known(self, model_id: str) -> bool:
+        """Whether the current catalog (live, cached or built-in) has a model of exactly this id."""
+        self._ensure_loaded()
+        return model_id in self._by_slug
+
+    def choose(self, name: str) -> ModelChoice:
+        """The model a requested name stands for: an alias, an exact id, or `<model>-<effort>` (model_names.py)."""
+        return resolve(name, self.aliases, self.known)
 
     def lookup(self, model_id: str) -> dict[str, Any] | None:
         """The model object for `model_id`, hidden models included; None if the current catalog lacks it."""
@@ -180,10 +198,17 @@ class ModelCatalog:
         return catalog_model(info) if info is not None else None
 
     def retrieve(self, model_id: str) -> dict[str, Any]:
-        """`GET /v1/models/{id}`: the model object or a 404 `model_not_found` GatewayError."""
+        """`GET /v1/models/{id}`: the model object (also for an alias or `<model>-<effort>`) or a 404
+        `model_not_found` GatewayError."""
+        if model_id in self.aliases:
+            return alias_objects({model_id: self.aliases[model_id]}, self.lookup, self.known)[0]
         found = self.lookup(model_id)
         if found is None:
-            raise model_not_found(model_id)
+            choice = self.choose(model_id)
+            base = self.lookup(choice.model) if choice.effort is not None else None
+            if base is None:
+                raise model_not_found(model_id)
+            found = {**base, "id": model_id, "alias_for": choice.model, "reasoning_effort": choice.effort}
         return found
 
     def is_authoritative(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult
@@ -18,6 +19,7 @@ from . import __version__
 from .accounts.auth_file import default_codex_home
 from .anthropic.models import DEFAULT_CLAUDE_MODELS
 from .anthropic.models import parse_claude_models
+from .model_names import parse_aliases
 
 __all__ = [
     "Settings",
@@ -70,6 +72,12 @@ _OPTIONS: list[tuple[str, Any, Any, str]] = [
         DEFAULT_CLAUDE_MODELS,
         "Claude model families → Codex models for /v1/messages (family=model,…); other names pass through.",
     ),
+    (
+        "codex_model_aliases",
+        str,
+        "",
+        "Extra model names, `name=target,…` (e.g. gpt-4o=gpt-5.4,fast=gpt-5.4-mini-low); listed in /v1/models.",
+    ),
 ]
 
 
@@ -88,6 +96,7 @@ class Settings:
     idle_timeout: int
     image_model: str
     claude_models: tuple[tuple[str, str], ...] = ()
+    model_aliases: dict[str, str] = field(default_factory=dict, hash=False)
 
     def upstream_url(self, path: str) -> str:
         return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
@@ -138,6 +147,7 @@ def parse_settings(options: Any) -> Settings:
         idle_timeout=int(options.codex_idle_timeout),
         image_model=options.codex_image_model,
         claude_models=parse_claude_models(options.codex_claude_models),
+        model_aliases=parse_aliases(options.codex_model_aliases),
     )
 
 

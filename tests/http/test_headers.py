@@ -157,6 +157,7 @@ def settings(upstream: str = "https://chatgpt.com/backend-api/codex") -> Setting
             codex_image_model="gpt-5.4-mini",
             codex_idle_timeout=300,
             codex_claude_models="opus=gpt-5.4",
+            codex_model_aliases="",
         )
     )
 

@@ -38,6 +38,8 @@ from ..errors import upstream_error
 from ..flow_record import FlowRecord
 from ..flow_record import Route
 from ..images import request as images
+from ..model_names import ModelChoice
+from ..model_names import apply_choice
 from ..responses import request as responses_api
 from ..responses import stream as responses_stream
 
@@ -69,16 +71,18 @@ def prepare_upstream(
     image_orchestrator: str = images.DEFAULT_ORCHESTRATOR,
     parsed: Any = None,
     claude_models: tuple[tuple[str, str], ...] = (),
+    model_choice: Callable[[str], ModelChoice] | None = None,
 ) -> Upstream:
     """Validates and translates a client request, and records what the translation decided in `record` (model,
     stream, counts, dropped parameters, session id). Raises `GatewayError` (4xx) with nothing sent upstream.
 
-    `parsed`: the caller's `orjson.loads(raw)`, if it has one (saves parsing a chat request twice)."""
+    `parsed`: the caller's `orjson.loads(raw)`, if it has one (saves parsing a chat request twice).
+    `model_choice`: what a requested model name stands for (aliases, `<model>-<effort>`; chat and responses)."""
     match route:
         case Route.CHAT:
-            return _chat(raw, parsed, record)
+            return _chat(raw, parsed, record, model_choice)
         case Route.RESPONSES:
-            return _responses(raw, client_headers, record)
+            return _responses(raw, client_headers, record, model_choice)
         case Route.COMPACT:
             return _compact(raw, client_headers, record)
         case Route.IMAGES_GENERATIONS | Route.IMAGES_EDITS:
@@ -92,10 +96,11 @@ def prepare_upstream(
 # body nested too deep to write) is recorded like any other bad request.
 
 
-def _chat(raw: bytes, parsed: Any, record: FlowRecord) -> Upstream:
+def _chat(raw: bytes, parsed: Any, record: FlowRecord, choose: Callable[[str], ModelChoice] | None) -> Upstream:
     req = translate_chat_request(raw, parsed)
+    choice = _chosen_model(req.body, req.model, choose)
     body = _encoded(req.body_bytes)
-    record.model = req.model
+    _record_choice(record, req.model, choice)
     record.stream = req.stream
     record.include_usage = req.include_usage
     record.stop = list(req.stop)
@@ -106,10 +111,16 @@ def _chat(raw: bytes, parsed: Any, record: FlowRecord) -> Upstream:
     return Upstream("/responses", body, [("session_id", req.session_id)])
 
 
-def _responses(raw: bytes, client_headers: Iterable[tuple[str, str]], record: FlowRecord) -> Upstream:
+def _responses(
+    raw: bytes,
+    client_headers: Iterable[tuple[str, str]],
+    record: FlowRecord,
+    choose: Callable[[str], ModelChoice] | None,
+) -> Upstream:
     req = responses_api.prepare(raw, default_instructions=DEFAULT_INSTRUCTIONS)
+    choice = _chosen_model(req.body, req.model, choose)
     body = _encoded(req.body_bytes, req.body)
-    record.model = req.model
+    _record_choice(record, req.model, choice)
     record.stream = req.stream
     record.dropped = req.dropped
     record.stripped_ids = req.stripped_ids
@@ -175,6 +186,30 @@ def messages_options(record: FlowRecord) -> anthropic_answer.MessagesOptions:
 def error_answer(err: GatewayError, path: str, headers: Mapping[str, str]) -> ClientAnswer:
     """An error in the envelope the client speaks: Anthropic's for Anthropic clients, else OpenAI's."""
     return anthropic_error_answer(err) if is_anthropic_request(path, headers) else ClientAnswer.from_error(err)
+
+
+def _chosen_model(
+    body: dict[str, Any], requested: str, choose: Callable[[str], ModelChoice] | None
+) -> tuple[ModelChoice, str | None] | None:
+    """Rewrites the translated body for the model the requested name stands for (the one place for chat and
+    responses); the choice and the effort applied from the name."""
+    if choose is None:
+        return None
+    choice = choose(requested)
+    return choice, apply_choice(body, choice)
+
+
+def _record_choice(record: FlowRecord, requested: str, chosen: tuple[ModelChoice, str | None] | None) -> None:
+    """The record names the model that serves, and what the client asked for when that differs."""
+    if chosen is None:
+        record.model = requested
+        return
+    choice, effort = chosen
+    record.model = choice.model
+    if choice.renamed:
+        record.requested_model = choice.requested
+    if effort is not None:
+        record.name_effort = effort
 
 
 def chat_options(record: FlowRecord) -> ChatOptions:

@@ -153,7 +153,7 @@ def summary_line(record: FlowRecord, *, replayed: bool = False) -> str:
     if endpoint not in (None, "chat.completions"):
         parts.append(str(endpoint))
     if record.model:
-        parts.append(f"{record.model} {'stream' if record.stream else 'non-stream'}")
+        parts.append(f"{record.model}{_asked_as(record)} {'stream' if record.stream else 'non-stream'}")
     if record.messages is not None:
         parts.append(f"{record.messages} msgs, {record.tools or 0} tools")
     if record.finish_reason:
@@ -179,6 +179,13 @@ def summary_line(record: FlowRecord, *, replayed: bool = False) -> str:
     if record.dropped:
         parts.append("dropped " + ",".join(record.dropped))
     return " | ".join(parts)
+
+
+def _asked_as(record: FlowRecord) -> str:
+    """` effort high (asked gpt-5.4-high)` when the client's model name stood for more than a catalog id."""
+    effort = f" effort {record.name_effort}" if record.name_effort else ""
+    asked = f" (asked {record.requested_model})" if record.requested_model else ""
+    return effort + asked
 
 
 def annotate(flow: http.HTTPFlow) -> None:
