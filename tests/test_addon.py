@@ -98,7 +98,7 @@ async def test_accounts_command_shows_the_login_without_tokens(
 ) -> None:
     gw, tctx = gateway
     login = orjson.loads((tmp_path / "auth.json").read_bytes())["tokens"]
-    table = tctx.command(gw.accounts_status)
+    table = tctx.command(gw.account_commands.accounts)
     assert "user@example.com" in table
     assert all(secret not in table for secret in (login["access_token"], login["refresh_token"], login["id_token"]))
 

@@ -18,7 +18,7 @@ from mitmproxy import http
 from mitmproxy import io
 from mitmproxy.test import taddons
 
-from scripts import replay_capture
+from codex_gateway.cli import replay as replay_capture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "saved_flows" / "pre_record.flows"

@@ -15,14 +15,13 @@ import time
 from typing import Any
 
 import orjson
-from mitmproxy import command
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.proxy import mode_specs
 
 from . import __version__
-from .accounts.pool import format_status
+from .account_commands import AccountCommands
 from .accounts.upstream_access import UpstreamAccess
 from .answer import ClientAnswer
 from .answer import StreamCallable
@@ -92,12 +91,14 @@ class CodexGateway:
         self._switch_listener: DefaultListenerErrors | None = None
         self._deferred: dict[str, ClientAnswer] = {}
         self.writer = AnswerWriter(self._deferred)
+        self.account_commands = AccountCommands(lambda: self.access, lambda: self.settings)
 
     # -- options ----------------------------------------------------------------------------------------
 
     def load(self, loader: Any) -> None:
         register_options(loader)
         commands.load(loader)  # inspection: codex.* commands and content views
+        self.account_commands.load(loader)  # codex.accounts, codex.use, codex.export, codex.quota, …
 
     def configure(self, updated: set[str]) -> None:
         try:
@@ -385,11 +386,6 @@ class CodexGateway:
     async def done(self) -> None:
         if self.access is not None:
             await self.access.aclose()
-
-    @command.command("codex.accounts")
-    def accounts_status(self) -> str:
-        """The ChatGPT accounts the gateway uses: plan, token expiry, last quota, cooldown (never a token)."""
-        return format_status(self.access.pool.status()) if self.access else "no accounts configured"
 
     # -- answers ----------------------------------------------------------------------------------------
 

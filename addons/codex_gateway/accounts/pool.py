@@ -41,10 +41,12 @@ from .quota import RateLimitParser
 from .quota import StateFile
 from .quota import effective_used
 from .quota import exhausted_until
+from .selection import Selection
+from .selection import SelectionFile
 from .token_store import TokenStore
 from .token_store import atomic_write_json
 
-__all__ = ["AccountPool", "Lease", "save_login", "format_status"]
+__all__ = ["AccountPool", "Lease", "save_login", "format_status", "account_file_name"]
 
 logger = logging.getLogger(__name__)
 QUOTA_SAVE_INTERVAL_S = 30.0
@@ -122,6 +124,8 @@ class AccountPool:
         self.clock = clock
         self.http = http
         self.state = StateFile(gateway_home / "state.json")
+        self.selection = SelectionFile(gateway_home)  # `use` / `exclude`, re-read when the file changes
+        self._stale_pin: str | None = None
         self._stores: dict[Path, TokenStore] = {}  # kept across rescans: they own the locks and failure memory
         self._scan = _Scan()
         self._listing: _Listing | None = None
@@ -141,10 +145,18 @@ class AccountPool:
                 f"No ChatGPT login found (neither {self.codex_file} nor {self.accounts_dir}/*.json). {LOGIN_HINT}",
                 code="no_login",
             )
+        candidates = self._candidates(accounts, self.selection.current())
+        if not candidates:
+            raise GatewayError(
+                503,
+                "Every ChatGPT account is excluded from automatic choice: include one again "
+                "(`codex-gateway accounts include <id|email>`) or pin one (`… accounts use <id|email>`).",
+                code="all_accounts_excluded",
+            )
         now = self.clock()
         cooling: list[_Account] = []
         ready: list[_Account] = []
-        for account in accounts.values():
+        for account in candidates:
             if account.key not in exclude:
                 (cooling if self.state.get(account.key).cooling(now) else ready).append(account)
         errors: list[GatewayError] = []
@@ -194,21 +206,36 @@ class AccountPool:
     def record_headers(self, lease: Lease, headers: Mapping[str, str]) -> None:
         """Keeps the `x-codex-*` quota snapshot of a response; an exhausted window cools the account down."""
         now = self.clock()
-        self._record_snapshot(lease, self._quota_parser.parse(lease.key, headers, now), now)
+        self._record_snapshot(
+            lease.key, lease.credentials.label, self._quota_parser.parse(lease.key, headers, now), now
+        )
 
     def record_fields(self, lease: Lease, fields: tuple[tuple[bytes, bytes], ...]) -> None:
         """`record_headers` for the raw `x-codex-*` header fields of a response (decoded only when they changed)."""
         now = self.clock()
-        self._record_snapshot(lease, self._quota_parser.parse_fields(lease.key, fields, now), now)
+        snapshot = self._quota_parser.parse_fields(lease.key, fields, now)
+        self._record_snapshot(lease.key, lease.credentials.label, snapshot, now)
 
-    def _record_snapshot(self, lease: Lease, snapshot: dict[str, Any] | None, now: float) -> None:
+    def record_snapshot(self, key: str, label: str, snapshot: dict[str, Any]) -> None:
+        """A quota reading from elsewhere (`quota --refresh`): kept and acted on like an answer's headers."""
+        self._record_snapshot(key, label, snapshot, self.clock())
+
+    async def credentials_of(self, key: str) -> Credentials:
+        """Valid credentials of one account, refreshed first if needed (for side requests such as quota readings);
+        a GatewayError when the account is gone or its login is dead."""
+        account = self._accounts().get(key)
+        if account is None:
+            raise GatewayError(404, f"The account {short_id(key)} is gone.", code="no_login")
+        return await account.store.fresh()
+
+    def _record_snapshot(self, key: str, label: str, snapshot: dict[str, Any] | None, now: float) -> None:
         if snapshot is None:
             return
-        state = self.state.get(lease.key)
+        state = self.state.get(key)
         state.quota = snapshot
         until = exhausted_until(snapshot, now)
         if until is not None:
-            self._set_cooldown(lease, state, until, "usage limit reached (x-codex headers)")
+            self._set_cooldown(label, state, until, "usage limit reached (x-codex headers)")
         # Every answer carries a snapshot; writing each one would put a locked file write on every request.
         # Cooldowns are saved at once, plain snapshots at most every QUOTA_SAVE_INTERVAL_S (and by `flush`).
         if until is not None or now - self._quota_saved_at >= QUOTA_SAVE_INTERVAL_S:
@@ -227,12 +254,13 @@ class AccountPool:
         """After a 429 `usage_limit_reached`: skip this account until `resets_at` (unix seconds)."""
         now = self.clock()
         until = resets_at if resets_at is not None and resets_at > now else now + DEFAULT_COOLDOWN_S
-        self._set_cooldown(lease, self.state.get(lease.key), until, "usage_limit_reached")
+        self._set_cooldown(lease.credentials.label, self.state.get(lease.key), until, "usage_limit_reached")
         self.state.save(now)
 
     def cooling_down_retry_after(self) -> int | None:
         """Seconds until the first account is usable again, when every logged-in account is cooling down."""
-        accounts = [a for a in self._accounts().values() if a.record is not None and not a.store.login_required]
+        selected = self._candidates(self._accounts(), self.selection.current())
+        accounts = [a for a in selected if a.record is not None and not a.store.login_required]
         now = self.clock()
         if not accounts or not all(self.state.get(a.key).cooling(now) for a in accounts):
             return None
@@ -241,6 +269,7 @@ class AccountPool:
     def status(self) -> list[dict[str, Any]]:
         """One row per account for `status` and the console: never a token, only what identifies and explains."""
         now = self.clock()
+        selection = self.selection.current()
         rows = []
         for account in self._accounts().values():
             record, store, state = account.record, account.store, self.state.get(account.key)
@@ -259,16 +288,45 @@ class AccountPool:
                     "cooldown_until": state.cooldown_until if state.cooling(now) else None,
                     "cooldown_reason": state.cooldown_reason if state.cooling(now) else None,
                     "login_required": store.login_required,
+                    "pinned": account.key == selection.pinned,
+                    "excluded": account.key in selection.excluded,
                     "problem": store.problem or store.last_error,
                 }
             )
         return rows
+
+    def selection_note(self) -> str | None:
+        """A line about the selection when it needs one: a pin on an account that is gone, an unreadable file."""
+        selection = self.selection.current()
+        if self.selection.problem:
+            return f"account selection: {self.selection.problem}"
+        if selection.pinned is not None and selection.pinned not in self._accounts():
+            return f"pinned account {short_id(selection.pinned)} is gone: accounts are chosen automatically"
+        return None
+
+    def account_record(self, key: str) -> AuthRecord | None:
+        """The login that serves the account now (its freshest file whose refresh token was not rejected)."""
+        account = self._accounts().get(key)
+        return account.record if account is not None else None
 
     def files(self) -> dict[str, list[Path]]:
         """Every file holding each account (a Codex CLI login may also exist as a gateway file)."""
         return {key: [s.path for s in account.stores] for key, account in self._accounts().items()}
 
     # -- choosing ----------------------------------------------------------------------------------------------
+
+    def _candidates(self, accounts: dict[str, _Account], selection: Selection) -> list[_Account]:
+        """The pinned account alone, if it is there; else every account not excluded from automatic choice."""
+        if selection.pinned is not None:
+            pinned = accounts.get(selection.pinned)
+            if pinned is not None:
+                return [pinned]
+            if self._stale_pin != selection.pinned:  # once per pin, not once per request
+                self._stale_pin = selection.pinned
+                logger.warning("the pinned account %s is gone; choosing automatically", short_id(selection.pinned))
+        if not selection.excluded:
+            return list(accounts.values())
+        return [a for a in accounts.values() if a.key not in selection.excluded]
 
     def _order(self, ready: list[_Account], session_key: str | None, now: float) -> list[_Account]:
         if len(ready) < 2:
@@ -287,11 +345,11 @@ class AccountPool:
             ordered.sort(key=lambda a: a.key != sticky)  # stable: the rest keep their order as fallbacks
         return ordered
 
-    def _set_cooldown(self, lease: Lease, state: AccountState, until: float, reason: str) -> None:
+    def _set_cooldown(self, label: str, state: AccountState, until: float, reason: str) -> None:
         until = min(until, self.clock() + MAX_COOLDOWN_S)
         if until > state.cooldown_until:
             state.cooldown_until, state.cooldown_reason = until, reason
-            logger.warning("account %s cools down until %s: %s", lease.credentials.label, _utc(until), reason)
+            logger.warning("account %s cools down until %s: %s", label, _utc(until), reason)
 
     def _all_cooling(self, cooling: list[_Account], now: float) -> GatewayError:
         until = min(self.state.get(a.key).cooldown_until for a in cooling)
@@ -386,7 +444,7 @@ def save_login(gateway_home: Path, tokens: TokenResponse, now: float | None = No
     if not record.account_id:
         raise ValueError("the issued tokens name no ChatGPT account (chatgpt_account_id claim)")
     doc["tokens"]["account_id"] = record.account_id
-    path = gateway_home / "accounts" / f"{_safe_name(record.account_id)}.json"
+    path = gateway_home / "accounts" / account_file_name(record.account_id)
     atomic_write_json(path, doc)
     return path, parse_auth_doc(doc)
 
@@ -407,6 +465,10 @@ def format_status(rows: list[dict[str, Any]], now: float | None = None) -> str:
             state = f"problem: {r['problem']}"
         else:
             state = "ok"
+        if r.get("pinned"):
+            state = f"PINNED (every request), {state}"
+        elif r.get("excluded"):
+            state = f"excluded from automatic choice, {state}"
         expires = r.get("token_expires_at")
         lines.append(
             (
@@ -439,8 +501,9 @@ def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _safe_name(account_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", account_id)[:120] or "account"
+def account_file_name(account_id: str) -> str:
+    """`accounts/<this>` holds a login of the account (a safe file name made from its id)."""
+    return (re.sub(r"[^A-Za-z0-9._-]", "_", account_id)[:120] or "account") + ".json"
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
