@@ -15,6 +15,7 @@ picked up at the next request and survives a restart. A refused command changes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,7 @@ class AccountCommands:
     def __init__(self, access: Callable[[], UpstreamAccess | None], settings: Callable[[], Settings | None]) -> None:
         self._access = access
         self._settings = settings
+        self.refreshing: asyncio.Task[None] | None = None  # the quota readings under way, if any
 
     def load(self, loader: Any) -> None:
         for name, func in (
@@ -130,7 +132,9 @@ class AccountCommands:
             failed = sum(1 for r in readings if r.error)
             logger.info("quota readings done (%d failed):\n%s", failed, format_quota(_rows(access.pool, accounts)))
 
-        asyncio_utils.create_task(refresh(), name="codex.quota.refresh", keep_ref=True)
+        if self.refreshing is not None and not self.refreshing.done():
+            raise exceptions.CommandError("quota readings are already under way; see the event log")
+        self.refreshing = asyncio_utils.create_task(refresh(), name="codex.quota.refresh", keep_ref=True)
         return f"reading the quota of {len(keys)} account(s) from {url}; results go to the event log"
 
     # -- helpers ---------------------------------------------------------------------------------------------

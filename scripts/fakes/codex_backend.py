@@ -51,6 +51,7 @@ CODEX_PREFIX = "/backend-api/codex"
 RESPONSES_PATH = f"{CODEX_PREFIX}/responses"
 COMPACT_PATH = f"{CODEX_PREFIX}/responses/compact"
 MODELS_PATH = f"{CODEX_PREFIX}/models"
+USAGE_PATH = "/backend-api/wham/usage"  # what the Codex CLI's /status reads (rate limits, credits)
 HOLD_MAX_S = 30.0
 
 RouteHandler = Callable[["RecordedRequest"], tuple[int, dict[str, str], bytes]]
@@ -120,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, backend: FakeCodexBackend, rec: RecordedRequest) -> None:
         key = (rec.method, rec.route)
-        known = {("GET", MODELS_PATH), ("POST", RESPONSES_PATH), ("POST", COMPACT_PATH)}
+        known = {("GET", MODELS_PATH), ("POST", RESPONSES_PATH), ("POST", COMPACT_PATH), ("GET", USAGE_PATH)}
         json_headers = merge_headers(default_headers(), {"content-type": "application/json"})
         if key in backend.extra_routes:
             status, headers, body = backend.extra_routes[key](rec)
@@ -131,6 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reject(backend, rec, detail("Method Not Allowed", 405) if missing else detail("Not Found", 404))
         elif (rej := check_auth(rec.headers, backend.accept_tokens)) is not None:
             self._reject(backend, rec, rej)
+        elif rec.route == USAGE_PATH:
+            status, usage = backend.usage_answer(rec)
+            backend._record(rec, status)
+            self._send(status, json_headers, orjson.dumps(usage))
         elif rec.route == MODELS_PATH:
             backend._record(rec, 200)
             payload = orjson.dumps({"models": backend.models})
@@ -241,7 +246,9 @@ class FakeCodexBackend:
     (None = any non-empty bearer), ``models`` (served by ``/models``),
     ``strict`` (False skips body validation), ``require_instructions``,
     ``allowed_models`` (None = any), ``extra_routes`` (``(METHOD, path)`` →
-    handler, consulted first; path excludes the query), ``default_delay_s``.
+    handler, consulted first; path excludes the query), ``default_delay_s``,
+    ``usage`` (``GET /backend-api/wham/usage`` answers per ``ChatGPT-Account-Id``:
+    an account id → ``(status, payload)``; others get ``default_usage(rec)``).
     """
 
     def __init__(self, port: int = 0, *, default_delay_s: float = 0.0) -> None:
@@ -253,6 +260,7 @@ class FakeCodexBackend:
         self.require_instructions = True
         self.allowed_models: set[str] | None = None
         self.extra_routes: dict[tuple[str, str], RouteHandler] = {}
+        self.usage: dict[str, tuple[int, dict[str, Any]]] = {}
         self.requests: list[RecordedRequest] = []
         self._queue: collections.deque[Script] = collections.deque()
         self._cond = threading.Condition()
@@ -343,6 +351,13 @@ class FakeCodexBackend:
             self._queue.clear()
             self.requests.clear()
 
+    def usage_answer(self, rec: RecordedRequest) -> tuple[int, dict[str, Any]]:
+        """The wham/usage answer for the account the request names (`usage`, else a quiet plus account)."""
+        account = rec.headers.get("chatgpt-account-id", "")
+        with self._cond:
+            scripted = self.usage.get(account)
+        return scripted if scripted is not None else (200, usage_payload(12.0, 34.0))
+
     def default_script(self, rec: RecordedRequest) -> Script:
         """What an empty queue serves: "Hello from fake Codex" in 3 deltas. Override freely."""
         model = rec.json.get("model", "gpt-5.4") if isinstance(rec.json, dict) else "gpt-5.4"
@@ -364,6 +379,27 @@ class FakeCodexBackend:
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._cond:
             (self._conns.add if add else self._conns.discard)(conn)
+
+
+def usage_payload(
+    primary: float, secondary: float, *, plan: str = "plus", reset_in: int = 3600, now: float | None = None
+) -> dict[str, Any]:
+    """A `wham/usage` answer in the shape the real backend gives (windows in seconds, reset times in unix s)."""
+    at = int(time.time() if now is None else now)
+    return {
+        "plan_type": plan,
+        "rate_limit": {
+            "allowed": True,
+            "limit_reached": primary >= 100 or secondary >= 100,
+            "primary_window": {"used_percent": primary, "limit_window_seconds": 18000, "reset_at": at + reset_in},
+            "secondary_window": {
+                "used_percent": secondary,
+                "limit_window_seconds": 604800,
+                "reset_at": at + 5 * 86400,
+            },
+        },
+        "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
+    }
 
 
 try:

@@ -198,8 +198,12 @@ def _window(entry: Any, now: float) -> str:
     text = f"{entry['used_percent']:g}%{span}"
     resets_at = entry.get("resets_at")
     if isinstance(resets_at, int | float):
-        text += f", resets in {human_duration(resets_at - now)}" if resets_at > now else ", reset since"
+        text += f", resets in {_until(resets_at - now)}" if resets_at > now else ", reset since"
     return text
+
+
+def _until(seconds: float) -> str:
+    return f"{seconds / 86400:.1f} d" if seconds >= 2 * 86400 else human_duration(seconds)
 
 
 def _span(minutes: float) -> str:
