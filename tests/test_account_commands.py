@@ -17,11 +17,11 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 from mitmproxy.test import tutils
 
-from tests.fakes.codex_backend import USAGE_PATH
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import usage_payload
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.fakes.fake_issuer import IssuedTokens
+from scripts.fakes.codex_backend import USAGE_PATH
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import usage_payload
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.fakes.fake_issuer import IssuedTokens
 
 CHAT = orjson.dumps({"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}]})
 

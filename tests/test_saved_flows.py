@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from codex_gateway.cli import replay as replay_capture
 from codex_gateway.flow_record import META
 from codex_gateway.flow_record import FlowRecord
 from codex_gateway.inspect import commands
@@ -17,8 +18,6 @@ from mitmproxy import contentviews
 from mitmproxy import http
 from mitmproxy import io
 from mitmproxy.test import taddons
-
-from codex_gateway.cli import replay as replay_capture
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "saved_flows" / "pre_record.flows"

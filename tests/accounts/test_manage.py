@@ -16,12 +16,12 @@ from codex_gateway.accounts.pool import AccountPool
 from codex_gateway.accounts.selection import Selection
 from codex_gateway.accounts.token_store import atomic_write_json
 
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.fakes.fake_issuer import IssuedTokens
 from tests.accounts.test_pool import HOUR
 from tests.accounts.test_pool import Clock
 from tests.accounts.test_pool import codex_login
 from tests.accounts.test_pool import gateway_login
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.fakes.fake_issuer import IssuedTokens
 
 
 @pytest.fixture

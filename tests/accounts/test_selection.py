@@ -13,12 +13,12 @@ from codex_gateway.accounts.selection import Selection
 from codex_gateway.accounts.selection import SelectionFile
 from codex_gateway.errors import GatewayError
 
+from scripts.fakes.fake_issuer import FakeIssuer
 from tests.accounts.test_pool import HOUR
 from tests.accounts.test_pool import Clock
 from tests.accounts.test_pool import codex_login
 from tests.accounts.test_pool import gateway_login
 from tests.accounts.test_pool import quota_headers
-from tests.fakes.fake_issuer import FakeIssuer
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from codex_gateway.accounts.transfer import TransferError
 from codex_gateway.accounts.transfer import export_bundle
 from codex_gateway.accounts.transfer import parse_import
 
-from tests.fakes.fake_issuer import unsigned_jwt
+from scripts.fakes.fake_issuer import unsigned_jwt
 
 AUTH = "https://api.openai.com/auth"
 NOW = 1_800_000_000

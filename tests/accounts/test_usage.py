@@ -18,14 +18,14 @@ from codex_gateway.accounts.usage import snapshot_from_usage
 from codex_gateway.accounts.usage import usage_url
 from codex_gateway.cli.progress import Progress
 
+from scripts.fakes.codex_backend import USAGE_PATH
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import usage_payload
+from scripts.fakes.fake_issuer import FakeIssuer
 from tests.accounts.test_pool import HOUR
 from tests.accounts.test_pool import Clock
 from tests.accounts.test_pool import codex_login
 from tests.accounts.test_pool import gateway_login
-from tests.fakes.codex_backend import USAGE_PATH
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import usage_payload
-from tests.fakes.fake_issuer import FakeIssuer
 
 NOW = 1_800_000_000.0
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import openai
 
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import write_login
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import write_login
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

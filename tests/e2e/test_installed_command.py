@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.gateway_process import free_port
-from tests.gateway_process import write_login
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.gateway_process import free_port
+from scripts.gateway_process import write_login
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,12 +15,12 @@ import pytest
 from codex_gateway.accounts.auth_file import format_iso
 from codex_gateway.accounts.token_store import atomic_write_json
 
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_backend import usage_payload
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.fakes.fake_issuer import IssuedTokens
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_backend import usage_payload
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.fakes.fake_issuer import IssuedTokens
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
