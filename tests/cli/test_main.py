@@ -61,7 +61,7 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("argv", "complaint"),
     [
-        (["bogus"], "codex-gateway: error: unknown command 'bogus'"),
+        (["bogus"], "codex-gateway: error: unknown command 'bogus'; use one of run, accounts, replay, openclaw-config"),
         (
             ["replay", "/nonexistent/capture.mitm"],
             "codex-gateway replay: error: no such capture: /nonexistent/capture.mitm",

@@ -3,6 +3,7 @@
     codex-gateway run [--web] [mitmproxy options…]   the gateway on 127.0.0.1:8787 (mitmdump, or mitmweb)
     codex-gateway accounts …                         logins, pin, exclusions, export/import, apply-codex, quota
     codex-gateway replay CAPTURE… [--gateway URL]    re-send captured chat requests, compare the answers' shapes
+    codex-gateway openclaw-config [--gateway URL]    OpenClaw's provider configuration, from /v1/models
     codex-gateway doctor                             check the path to the Codex backend
 
 Each subcommand's `--help` says more. From a checkout, `scripts/run.sh`, `scripts/accounts.py` and
@@ -17,7 +18,7 @@ from .. import __version__
 
 __all__ = ["main"]
 
-COMMANDS = ("run", "accounts", "replay", "doctor")
+COMMANDS = ("run", "accounts", "replay", "openclaw-config", "doctor")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import replay
 
         return replay.main(rest)
+    if command == "openclaw-config":
+        from . import openclaw
+
+        return openclaw.main(rest)
     if command == "doctor":
         from . import doctor
 
