@@ -1,8 +1,10 @@
 """`codex-gateway doctor`: checks the path to the Codex backend (DNS, TCP, TLS, an authenticated `/models`).
 
-TODO(issue 13, upstream proxy): the checks themselves (`run_doctor`, with the options `codex_proxy` and
-`codex_no_proxy`) are being built in another branch; when they land, call them here. Until then the subcommand
-exists, says so, and exits with status 2.
+TODO(issue 13, upstream proxy): the checks themselves are being built in another branch (`proxy`:
+`codex_gateway.upstream.doctor.run_doctor(settings)`, an async function returning a `DoctorReport`, with
+`settings_from(...)` for command-line tools and the options `codex_proxy` / `codex_no_proxy`). When they land, build
+the settings from `--codex-home`, `--gateway-home`, `--upstream` and the proxy options, `asyncio.run(run_doctor(…))`
+and print the report (exit 1 when a step failed). Until then the subcommand exists, says so, and exits with 2.
 """
 
 from __future__ import annotations
