@@ -96,7 +96,7 @@ class AccountCommands:
             bundle = manage.export_accounts(pool, [a for a in accounts if a != "--all"], everything=everything)
             target = Path(path).expanduser()
             manage.write_export(target, bundle)
-            logger.warning(manage.EXPORT_WARNING.format(path=target, n=len(bundle["profiles"])))
+            logger.warning("%s", manage.EXPORT_WARNING.format(path=target, n=len(bundle["profiles"])))
             return f"exported {len(bundle['profiles'])} account(s) to {target} (mode 0600; it holds credentials)"
 
         return self._run(run)

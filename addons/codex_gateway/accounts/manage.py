@@ -129,7 +129,9 @@ def _update(pool: AccountPool, change: Any) -> None:
 # -- export and import -------------------------------------------------------------------------------------------
 
 
-def export_accounts(pool: AccountPool, targets: list[str], *, everything: bool, now: float | None = None) -> dict:
+def export_accounts(
+    pool: AccountPool, targets: list[str], *, everything: bool, now: float | None = None
+) -> dict[str, Any]:
     """The export bundle of the named accounts (or all of them)."""
     if everything and targets:
         raise AccountError("name accounts or give --all, not both")
