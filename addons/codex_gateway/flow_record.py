@@ -166,6 +166,16 @@ class FlowRecord:
 
     # -- what writers record -----------------------------------------------------------------------------------
 
+    def record_request(
+        self, *, stream: bool, session_id: str, messages: int, tools: int, dropped: list[str] | None
+    ) -> None:
+        """What every translated request has: streaming or not, its session, counts, parameters dropped."""
+        self.stream = stream
+        self.session_id = session_id
+        self.messages = messages
+        self.tools = tools
+        self.dropped = dropped
+
     def record_answer(self, status: int, outcome: Outcome | None = None) -> None:
         """The status the client got and, for a translated answer, how it ended."""
         self.client_status = status

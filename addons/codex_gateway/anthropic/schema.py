@@ -49,15 +49,20 @@ def _base64_payload(data: str) -> str:
     return data
 
 
-class Base64ImageSource(_Loose):
+class _Base64Source(_Loose):
+    """A `base64` source: the data must decode to something."""
+
     type: Literal["base64"]
-    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
     data: StrictStr = Field(min_length=1)
 
     @field_validator("data")
     @classmethod
     def _payload(cls, data: str) -> str:
         return _base64_payload(data)
+
+
+class Base64ImageSource(_Base64Source):
+    media_type: Literal["image/jpeg", "image/png", "image/gif", "image/webp"]
 
 
 class URLSource(_Loose):
@@ -83,15 +88,8 @@ class ImageBlock(_Loose):
     source: ImageSource
 
 
-class Base64PDFSource(_Loose):
-    type: Literal["base64"]
+class Base64PDFSource(_Base64Source):
     media_type: Literal["application/pdf"]
-    data: StrictStr = Field(min_length=1)
-
-    @field_validator("data")
-    @classmethod
-    def _payload(cls, data: str) -> str:
-        return _base64_payload(data)
 
 
 class PlainTextSource(_Loose):

@@ -101,13 +101,15 @@ def _chat(raw: bytes, parsed: Any, record: FlowRecord, choose: Callable[[str], M
     choice = _chosen_model(req.body, req.model, choose)
     body = _encoded(req.body_bytes)
     _record_choice(record, req.model, choice)
-    record.stream = req.stream
+    record.record_request(
+        stream=req.stream,
+        session_id=req.session_id,
+        messages=req.message_count,
+        tools=req.tool_count,
+        dropped=req.dropped,
+    )
     record.include_usage = req.include_usage
     record.stop = list(req.stop)
-    record.dropped = req.dropped
-    record.messages = req.message_count
-    record.tools = req.tool_count
-    record.session_id = req.session_id
     return Upstream("/responses", body, [("session_id", req.session_id)])
 
 
@@ -121,12 +123,14 @@ def _responses(
     choice = _chosen_model(req.body, req.model, choose)
     body = _encoded(req.body_bytes, req.body)
     _record_choice(record, req.model, choice)
-    record.stream = req.stream
-    record.dropped = req.dropped
+    record.record_request(
+        stream=req.stream,
+        session_id=req.session_id,
+        messages=req.input_items,
+        tools=req.tool_count,
+        dropped=req.dropped,
+    )
     record.stripped_ids = req.stripped_ids
-    record.messages = req.input_items
-    record.tools = req.tool_count
-    record.session_id = req.session_id
     return Upstream("/responses", body, responses_api.upstream_session_headers(client_headers, req.session_id))
 
 
@@ -160,15 +164,17 @@ def _messages(
     body = _encoded(req.body_bytes, req.body)
     record.model = req.model
     record.codex_model = req.body["model"]
-    record.stream = req.stream
+    record.record_request(
+        stream=req.stream,
+        session_id=req.session_id,
+        messages=req.message_count,
+        tools=req.tool_count,
+        dropped=req.dropped,
+    )
     record.stop = list(req.stop)
     record.thinking = req.thinking
     record.tool_names = req.tool_names
-    record.dropped = req.dropped
     record.betas = req.betas
-    record.messages = req.message_count
-    record.tools = req.tool_count
-    record.session_id = req.session_id
     return Upstream("/responses", body, [("session_id", req.session_id)])
 
 
