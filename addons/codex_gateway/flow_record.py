@@ -93,6 +93,16 @@ class OriginalRequest:
         )
 
 
+class TranslatedRequest(Protocol):
+    """What each endpoint's request translator gives back, as far as the record keeps it."""
+
+    stream: bool
+    session_id: str
+    message_count: int  # messages, or input items
+    tool_count: int
+    dropped: list[str]
+
+
 @dataclass(slots=True)
 class FlowRecord:
     """What the gateway knows about one flow. Fields are None until known; see the module docstring."""
@@ -166,15 +176,13 @@ class FlowRecord:
 
     # -- what writers record -----------------------------------------------------------------------------------
 
-    def record_request(
-        self, *, stream: bool, session_id: str, messages: int, tools: int, dropped: list[str] | None
-    ) -> None:
+    def record_request(self, request: TranslatedRequest) -> None:
         """What every translated request has: streaming or not, its session, counts, parameters dropped."""
-        self.stream = stream
-        self.session_id = session_id
-        self.messages = messages
-        self.tools = tools
-        self.dropped = dropped
+        self.stream = request.stream
+        self.session_id = request.session_id
+        self.messages = request.message_count
+        self.tools = request.tool_count
+        self.dropped = request.dropped
 
     def record_answer(self, status: int, outcome: Outcome | None = None) -> None:
         """The status the client got and, for a translated answer, how it ended."""

@@ -393,7 +393,7 @@ def test_previous_response_id_message_says_what_to_do() -> None:
 
 def test_request_fields() -> None:
     req = run({"input": [USER, USER], "stream": True, "tools": [FN_TOOL, FN_TOOL]})
-    assert (req.model, req.stream, req.input_items, req.tool_count) == ("gpt-5.4", True, 2, 2)
+    assert (req.model, req.stream, req.message_count, req.tool_count) == ("gpt-5.4", True, 2, 2)
     assert run({"input": "hi"}).stream is False
 
 

@@ -101,13 +101,7 @@ def _chat(raw: bytes, parsed: Any, record: FlowRecord, choose: Callable[[str], M
     choice = _chosen_model(req.body, req.model, choose)
     body = _encoded(req.body_bytes)
     _record_choice(record, req.model, choice)
-    record.record_request(
-        stream=req.stream,
-        session_id=req.session_id,
-        messages=req.message_count,
-        tools=req.tool_count,
-        dropped=req.dropped,
-    )
+    record.record_request(req)
     record.include_usage = req.include_usage
     record.stop = list(req.stop)
     return Upstream("/responses", body, [("session_id", req.session_id)])
@@ -123,13 +117,7 @@ def _responses(
     choice = _chosen_model(req.body, req.model, choose)
     body = _encoded(req.body_bytes, req.body)
     _record_choice(record, req.model, choice)
-    record.record_request(
-        stream=req.stream,
-        session_id=req.session_id,
-        messages=req.input_items,
-        tools=req.tool_count,
-        dropped=req.dropped,
-    )
+    record.record_request(req)
     record.stripped_ids = req.stripped_ids
     return Upstream("/responses", body, responses_api.upstream_session_headers(client_headers, req.session_id))
 
@@ -164,13 +152,7 @@ def _messages(
     body = _encoded(req.body_bytes, req.body)
     record.model = req.model
     record.codex_model = req.body["model"]
-    record.record_request(
-        stream=req.stream,
-        session_id=req.session_id,
-        messages=req.message_count,
-        tools=req.tool_count,
-        dropped=req.dropped,
-    )
+    record.record_request(req)
     record.stop = list(req.stop)
     record.thinking = req.thinking
     record.tool_names = req.tool_names

@@ -133,7 +133,7 @@ class ResponsesRequest:
     session_id: str
     dropped: list[str] = field(default_factory=list)
     stripped_ids: int = 0  # server-assigned item ids removed from input
-    input_items: int = 0
+    message_count: int = 0  # input items
     tool_count: int = 0
 
     def body_bytes(self) -> bytes:
@@ -217,7 +217,7 @@ def prepare(raw: bytes, *, default_instructions: str) -> ResponsesRequest:
         session_id=body["prompt_cache_key"],
         dropped=_unique(dropped),
         stripped_ids=stripped,
-        input_items=len(items),
+        message_count=len(items),
         tool_count=len(tools or ()),
     )
 
