@@ -17,6 +17,8 @@ from codex_gateway.settings import deferred_option_problems
 from codex_gateway.settings import deferred_strings
 from codex_gateway.settings import parse_settings
 from codex_gateway.settings import register_options
+from codex_gateway.upstream.proxy import DIRECT
+from codex_gateway.upstream.proxy import ProxyURL
 from mitmproxy import options as mitmproxy_options
 
 
@@ -43,10 +45,16 @@ def opts(**values: Any) -> SimpleNamespace:
     return SimpleNamespace(**{**DEFAULTS, **values})
 
 
+PROXY_VARIABLES = [f"{n}_proxy" for n in ("http", "https", "all", "no")]
+PROXY_VARIABLES += [n.upper() for n in PROXY_VARIABLES]
+
+
 @pytest.fixture(autouse=True)
 def _no_env_homes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("CODEX_HOME", raising=False)
     monkeypatch.delenv("CODEX_GATEWAY_HOME", raising=False)
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
 
 
@@ -70,6 +78,8 @@ def test_every_option_is_registered_with_help() -> None:
         "codex_idle_timeout",
         "codex_claude_models",
         "codex_model_aliases",
+        "codex_proxy",
+        "codex_no_proxy",
     }
     assert all(help_text for _, _, help_text in added.values())
 
@@ -102,6 +112,23 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.idle_timeout == 300
     assert s.image_model == "gpt-5.4-mini"
     assert s.model_aliases == {}
+    assert s.proxy == DIRECT
+
+
+def test_the_proxy_options_route_upstream_connections() -> None:
+    s = parse_settings(opts(codex_proxy="http://u:p@proxy.corp:3128", codex_no_proxy="localhost,.internal"))
+    assert s.proxy.for_target("https", "chatgpt.com") == ProxyURL("http", "proxy.corp", 3128, "u", "p")
+    assert s.proxy.for_target("https", "auth.internal") is None
+
+
+def test_without_codex_proxy_the_environment_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://env-proxy:8080")
+    monkeypatch.setenv("NO_PROXY", "chatgpt.com")
+    s = parse_settings(opts())
+    assert (s.proxy.for_target("https", "auth.openai.com"), s.proxy.for_target("https", "chatgpt.com")) == (
+        ProxyURL("http", "env-proxy", 8080),
+        None,
+    )
 
 
 def test_homes_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -176,6 +203,9 @@ BAD = [
     ),
     pytest.param({"gateway_cors_origins": [""]}, "gateway_cors_origins", id="cors empty entry"),
     pytest.param({"codex_claude_models": "opus gpt-5.4"}, "codex_claude_models", id="claude models no ="),
+    pytest.param({"codex_proxy": "socks5://127.0.0.1:1080"}, "codex_proxy", id="proxy socks"),
+    pytest.param({"codex_proxy": "127.0.0.1:3128"}, "codex_proxy", id="proxy without scheme"),
+    pytest.param({"codex_no_proxy": "http://intranet"}, "codex_no_proxy", id="no_proxy with a scheme"),
     pytest.param(
         {"gateway_cors_origins": ["localhost:3000"]},
         "gateway_cors_origins",
@@ -225,6 +255,7 @@ PROBLEMS = [
     (("gateway_api_key=a", "gateway_api_key=b"), "Received multiple values for gateway_api_key"),
     (("codex_idle_timeout=soon",), "codex_idle_timeout"),
     (("gateway_allow_public=maybe",), "gateway_allow_public"),
+    (("codex_proxy=http://a:1", "codex_proxy=http://b:2"), "Received multiple values for codex_proxy"),
 ]
 
 
@@ -232,6 +263,11 @@ PROBLEMS = [
 def test_unparseable_deferred_values_are_reported(assignments: tuple[str, ...], problem: str) -> None:
     problems = deferred_option_problems(deferred(*assignments))
     assert len(problems) == 1 and problem in problems[0]
+
+
+def test_a_problem_never_quotes_a_proxy_password() -> None:
+    problems = deferred_option_problems(deferred("codex_proxy=http://u:s3cret@a:1", "codex_proxy=http://b:2"))
+    assert "s3cret" not in problems[0] and "http://***@a:1" in problems[0]
 
 
 def test_every_problem_is_reported() -> None:

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import orjson
+from mitmproxy import command
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
@@ -69,6 +70,8 @@ from .settings import Settings
 from .settings import deferred_option_problems
 from .settings import parse_settings
 from .settings import register_options
+from .upstream import flows as proxy_flows
+from .upstream.gate import ProxyGate
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,7 @@ class CodexGateway:
         self.settings: Settings | None = None
         self.access: UpstreamAccess | None = None
         self.catalog: ModelCatalog | None = None
+        self.gate: ProxyGate | None = None  # the upstream proxy (settings.proxy) and its check before a flow
         self._switch_listener: DefaultListenerErrors | None = None
         self._deferred: dict[str, ClientAnswer] = {}
         self.writer = AnswerWriter(self._deferred)
@@ -106,12 +110,17 @@ class CodexGateway:
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         old = self.settings
-        if old is None or (old.codex_home, old.gateway_home, old.issuer) != (
+        if old is None or (old.codex_home, old.gateway_home, old.issuer, old.proxy) != (
             settings.codex_home,
             settings.gateway_home,
             settings.issuer,
+            settings.proxy,
         ):
             self.access = UpstreamAccess(settings)
+        if old is None or old.proxy != settings.proxy:
+            self.gate = ProxyGate(settings.proxy)
+            up = settings.upstream
+            logger.info("codex-gateway: %s", settings.proxy.describe(up.scheme, up.hostname or ""))
         assert self.access is not None
         self.access.settings = settings
         if old is None or (old.codex_home, old.gateway_home, old.upstream) != (
@@ -245,8 +254,13 @@ class CodexGateway:
         if self.access is not None:
             self.access.release(flow.id)
         record.finished_at = time.time()
-        record.error = flow.error.msg if flow.error else "unknown error"
+        proxy_failure = proxy_flows.failure(flow, self.gate) if self.gate is not None else None
+        record.error = proxy_failure or (flow.error.msg if flow.error else "unknown error")
         annotate(flow)
+
+    def http_connect_upstream(self, flow: http.HTTPFlow) -> None:
+        if self.gate is not None:
+            proxy_flows.authorize_connect(flow, self.gate)  # the proxy's credentials, on mitmproxy's CONNECT only
 
     # -- request side -----------------------------------------------------------------------------------
 
@@ -304,10 +318,15 @@ class CodexGateway:
         record.session_headers = upstream.session_headers
         if route in (Route.CHAT, Route.RESPONSES, Route.MESSAGES) and record.model is not None:
             self.catalog_check(record.codex_model or record.model)
-        assert self.access is not None
-        creds = await self.access.credentials(flow.id, record.session_id, replaying=_server_replaying())
-        record.account = creds.label if creds else None
         target = upstream_target(settings)
+        assert self.gate is not None and self.access is not None
+        # Before a lease is taken: a proxy that cannot take the flow is a 502 envelope, never mitmproxy's page.
+        replaying = _server_replaying()
+        await proxy_flows.route(
+            flow, self.gate, settings.upstream.scheme, target.host, target.port, check=not replaying
+        )
+        creds = await self.access.credentials(flow.id, record.session_id, replaying=replaying)
+        record.account = creds.label if creds else None
         fields = upstream_fields(target, creds, upstream.session_headers, len(upstream.body))
         rewrite_in_place(request, target, upstream.path, fields, upstream.body)
 
@@ -359,6 +378,8 @@ class CodexGateway:
         # A saved upstream request replayed with `replay.client`: its credentials were redacted when saved.
         if not flow.request.path.endswith("/responses") or self.access is None:
             return
+        if self.gate is not None:
+            proxy_flows.set_via(flow, self.gate.proxy_for(flow.request.scheme, flow.request.host))
         creds = self.access.auth.credentials()
         flow.request.headers["Authorization"] = f"Bearer {creds.access_token}"
         flow.request.headers["ChatGPT-Account-ID"] = creds.account_id
@@ -386,6 +407,11 @@ class CodexGateway:
     async def done(self) -> None:
         if self.access is not None:
             await self.access.aclose()
+
+    @command.command("codex.doctor")
+    def doctor(self) -> str:
+        """Check the path to the Codex backend (proxy, DNS, TCP, TLS, GET /models); the report goes to the event log."""
+        return proxy_flows.doctor_command(self.settings, self.access)
 
     # -- answers ----------------------------------------------------------------------------------------
 

@@ -20,6 +20,10 @@ from .accounts.auth_file import default_codex_home
 from .anthropic.models import DEFAULT_CLAUDE_MODELS
 from .anthropic.models import parse_claude_models
 from .model_names import parse_aliases
+from .upstream.proxy import DIRECT
+from .upstream.proxy import ProxyConfig
+from .upstream.proxy import mask_credentials
+from .upstream.proxy import proxy_config
 
 __all__ = [
     "Settings",
@@ -78,6 +82,14 @@ _OPTIONS: list[tuple[str, Any, Any, str]] = [
         "",
         "Extra model names, `name=target,…` (e.g. gpt-4o=gpt-5.4,fast=gpt-5.4-mini-low); listed in /v1/models.",
     ),
+    (
+        "codex_proxy",
+        str | None,
+        None,
+        "HTTP(S) proxy for every upstream connection: http://[user:password@]host:port "
+        "(default: HTTPS_PROXY/NO_PROXY from the environment, else direct).",
+    ),
+    ("codex_no_proxy", str, "", "Comma-separated hosts, domains or CIDR blocks reached without the proxy."),
 ]
 
 
@@ -97,6 +109,7 @@ class Settings:
     image_model: str
     claude_models: tuple[tuple[str, str], ...] = ()
     model_aliases: dict[str, str] = field(default_factory=dict, hash=False)
+    proxy: ProxyConfig = DIRECT
 
     def upstream_url(self, path: str) -> str:
         return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
@@ -148,6 +161,7 @@ def parse_settings(options: Any) -> Settings:
         image_model=options.codex_image_model,
         claude_models=parse_claude_models(options.codex_claude_models),
         model_aliases=parse_aliases(options.codex_model_aliases),
+        proxy=proxy_config(options.codex_proxy, options.codex_no_proxy, os.environ),
     )
 
 
@@ -169,7 +183,7 @@ def deferred_option_problems(options: Any) -> list[str]:
         try:
             scratch.set(*([f"{name}={value}" for value in values] or [name]))
         except exceptions.OptionsError as e:
-            problems.append(str(e))
+            problems.append(mask_credentials(str(e)))  # mitmproxy quotes the values (codex_proxy's password)
     return problems
 
 

@@ -158,6 +158,8 @@ def settings(upstream: str = "https://chatgpt.com/backend-api/codex") -> Setting
             codex_idle_timeout=300,
             codex_claude_models="opus=gpt-5.4",
             codex_model_aliases="",
+            codex_proxy=None,
+            codex_no_proxy="",
         )
     )
 

@@ -12,6 +12,7 @@ import httpx
 from ..errors import GatewayError
 from ..http.headers import upstream_headers
 from ..settings import Settings
+from ..upstream.client import upstream_client
 from .auth_file import CodexAuthFile
 from .auth_file import Credentials
 from .pool import AccountPool
@@ -28,9 +29,10 @@ class UpstreamAccess:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.auth = CodexAuthFile(settings.codex_home)  # read-only view of auth.json, used while replaying
-        self.pool = AccountPool(settings.codex_home, settings.gateway_home, settings.issuer)
+        # One client for every side request (token refresh included), following settings.proxy.
+        self._http = upstream_client(settings.proxy, httpx.Timeout(settings.idle_timeout, connect=15))
+        self.pool = AccountPool(settings.codex_home, settings.gateway_home, settings.issuer, http=self._http)
         self._leases: dict[str, Lease] = {}
-        self._http: httpx.AsyncClient | None = None
 
     async def credentials(self, flow_id: str, session_id: str | None, *, replaying: bool) -> Credentials | None:
         """A lease from the account pool, kept for the flow; while server-replaying, whatever auth.json holds
@@ -94,12 +96,8 @@ class UpstreamAccess:
         return headers
 
     def client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(self.settings.idle_timeout, connect=15))
         return self._http
 
     async def aclose(self) -> None:
         self.pool.flush()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._http.aclose()
