@@ -254,8 +254,9 @@ class CodexGateway:
         if self.access is not None:
             self.access.release(flow.id)
         record.finished_at = time.time()
-        proxy_failure = proxy_flows.failure(flow, self.gate) if self.gate is not None else None
-        record.error = proxy_failure or (flow.error.msg if flow.error else "unknown error")
+        if self.gate is not None:
+            proxy_flows.name_failure(flow, self.gate)  # mitmproxy's message does not say a proxy was involved
+        record.error = flow.error.msg if flow.error else "unknown error"
         annotate(flow)
 
     def http_connect_upstream(self, flow: http.HTTPFlow) -> None:

@@ -6,7 +6,7 @@
 - `authorize_connect`: the proxy's credentials go into that CONNECT's `Proxy-Authorization` header (the
   `http_connect_upstream` hook, as mitmproxy's `upstream_auth` addon does), never into the flow's request, which
   is shown and saved.
-- `failure`: a flow whose connection through the proxy failed gets an error naming the proxy.
+- `name_failure`: a flow whose connection through the proxy failed gets an error naming the proxy.
 - `doctor_command`: `codex.doctor` runs `run_doctor` in the background and logs its report.
 """
 
@@ -24,7 +24,7 @@ from .doctor import run_doctor
 from .gate import ProxyGate
 from .proxy import ProxyURL
 
-__all__ = ["route", "set_via", "authorize_connect", "failure", "doctor_command"]
+__all__ = ["route", "set_via", "authorize_connect", "name_failure", "doctor_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,17 +59,17 @@ def authorize_connect(flow: http.HTTPFlow, gate: ProxyGate) -> None:
         flow.request.headers["Proxy-Authorization"] = auth
 
 
-def failure(flow: http.HTTPFlow, gate: ProxyGate) -> str | None:
-    """For the `error` hook: when `flow`'s connection through a proxy was never made, an error naming the proxy
-    (and the next flow re-checks the whole tunnel); else None."""
+def name_failure(flow: http.HTTPFlow, gate: ProxyGate) -> None:
+    """For the `error` hook: when `flow`'s connection through a proxy was never made, its error (saved, shown, and
+    summarised into the comment) names the proxy, and the next flow re-checks the whole tunnel."""
     via = flow.server_conn.via
     if via is None or flow.error is None or flow.response is not None or flow.server_conn.timestamp_start:
-        return None
+        return
     proxy = _proxy_at(gate, via[1])
     if proxy is None:
-        return None
+        return
     gate.failed(proxy, flow.request.host, flow.request.port)
-    return gate.failure_message(proxy, flow.error.msg)
+    flow.error.msg = gate.failure_message(proxy, flow.error.msg)
 
 
 def _proxy_at(gate: ProxyGate, address: tuple[str, int] | None) -> ProxyURL | None:
