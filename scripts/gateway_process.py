@@ -25,6 +25,18 @@ from mitmproxy import io
 ROOT = Path(__file__).resolve().parents[1]
 ADDONS = ROOT / "addons"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
+# The environment's proxy settings would route the gateway's traffic to the loopback fakes through them.
+PROXY_VARIABLES = frozenset(f"{n}_proxy" for n in ("http", "https", "all", "no"))
+
+
+def process_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without OpenAI/Codex settings and proxies, plus `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "CODEX_")) and k.lower() not in PROXY_VARIABLES
+    }
+    return {**env, "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
 def _b64(obj: dict[str, object]) -> str:
@@ -88,11 +100,11 @@ def write_login(home: Path, auth_json: dict[str, Any]) -> FakeLogin:
     return FakeLogin(tokens["access_token"], tokens["refresh_token"], tokens["id_token"], tokens["account_id"], email)
 
 
-def refused_start(mode: str, confdir: Path, *sets: str) -> str:
+def refused_start(mode: str, confdir: Path, *sets: str, env: dict[str, str] | None = None) -> str:
     """Runs mitmdump with the addon, expecting it to refuse to start; returns what it printed."""
     set_args = [arg for spec in sets for arg in ("--set", spec)]
     args = [str(MITMDUMP), "-s", str(ADDONS / "gateway.py"), "--mode", mode, "--set", f"confdir={confdir}"]
-    r = subprocess.run([*args, *set_args], capture_output=True, text=True, timeout=30, cwd=ROOT)
+    r = subprocess.run([*args, *set_args], capture_output=True, text=True, timeout=30, cwd=ROOT, env=process_env(env))
     assert r.returncode != 0, f"mitmdump started:\n{r.stdout}{r.stderr}"
     return r.stdout + r.stderr
 
@@ -129,7 +141,9 @@ class GatewayProcess:
         extra: list[str] | None = None,
         tool: str = "mitmdump",
         addons: Path = ADDONS,
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = process_env(env)
         self.port = free_port()
         self.workdir = workdir
         self.log_path = workdir / f"{tool}-{self.port}.log"
@@ -163,10 +177,8 @@ class GatewayProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> GatewayProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_"))}
-        env["PYTHONUNBUFFERED"] = "1"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -17,6 +17,7 @@ from codex_gateway.settings import deferred_option_problems
 from codex_gateway.settings import deferred_strings
 from codex_gateway.settings import parse_settings
 from codex_gateway.settings import register_options
+from codex_gateway.settings import settings_from
 from codex_gateway.upstream.proxy import DIRECT
 from codex_gateway.upstream.proxy import ProxyURL
 from mitmproxy import options as mitmproxy_options
@@ -119,6 +120,16 @@ def test_the_proxy_options_route_upstream_connections() -> None:
     s = parse_settings(opts(codex_proxy="http://u:p@proxy.corp:3128", codex_no_proxy="localhost,.internal"))
     assert s.proxy.for_target("https", "chatgpt.com") == ProxyURL("http", "proxy.corp", 3128, "u", "p")
     assert s.proxy.for_target("https", "auth.internal") is None
+
+
+def test_settings_from_defaults_and_values() -> None:
+    s = settings_from(codex_proxy="http://proxy:3128")
+    assert (s.upstream_url(""), s.proxy.source) == (DEFAULT_UPSTREAM, "codex_proxy")
+
+
+def test_settings_from_refuses_unknown_names() -> None:
+    with pytest.raises(TypeError, match="codex_prxy"):
+        settings_from(codex_prxy="http://proxy:3128")
 
 
 def test_without_codex_proxy_the_environment_decides(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ __all__ = [
     "Settings",
     "register_options",
     "parse_settings",
+    "settings_from",
     "deferred_option_problems",
     "deferred_strings",
     "DEFAULT_UPSTREAM",
@@ -163,6 +165,16 @@ def parse_settings(options: Any) -> Settings:
         model_aliases=parse_aliases(options.codex_model_aliases),
         proxy=proxy_config(options.codex_proxy, options.codex_no_proxy, os.environ),
     )
+
+
+def settings_from(**values: Any) -> Settings:
+    """Settings from the options' defaults and `values` (option names), for command-line tools that run without
+    mitmproxy (e.g. `doctor`). Raises ValueError like `parse_settings`, and TypeError for an unknown name."""
+    defaults = {name: default for name, _, default, _ in _OPTIONS}
+    unknown = set(values) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
+    return parse_settings(SimpleNamespace(**{**defaults, **values}))
 
 
 def deferred_option_problems(options: Any) -> list[str]:

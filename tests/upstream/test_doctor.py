@@ -136,15 +136,15 @@ def test_the_report_text() -> None:
             Step("DNS", True, "proxy → 10.0.0.1", 1.25),
             Step("TCP", True, "the upstream proxy proxy:3128 at 10.0.0.1", 0.5),
             Step("CONNECT", False, "the upstream proxy proxy:3128 refused CONNECT chatgpt.com:443 (HTTP 403)", 3.0),
-            Step("TLS", None, "skipped: an earlier step failed"),
+            Step("TLS", None, "an earlier step failed"),
         ],
     )
     assert report.format().splitlines() == [
-        "codex-gateway doctor: https://chatgpt.com/backend-api/codex/models "
-        "(through the upstream proxy http://***@proxy:3128 (codex_proxy))",
+        "codex-gateway doctor: https://chatgpt.com/backend-api/codex/models, "
+        "through the upstream proxy http://***@proxy:3128 (codex_proxy)",
         "  ok           1.2 ms  DNS      proxy → 10.0.0.1",
         "  ok           0.5 ms  TCP      the upstream proxy proxy:3128 at 10.0.0.1",
         "  FAILED       3.0 ms  CONNECT  the upstream proxy proxy:3128 refused CONNECT chatgpt.com:443 (HTTP 403)",
-        "  skipped              TLS      skipped: an earlier step failed",
+        "  skipped              TLS      an earlier step failed",
         "verdict: FAILED at CONNECT: the upstream proxy proxy:3128 refused CONNECT chatgpt.com:443 (HTTP 403)",
     ]

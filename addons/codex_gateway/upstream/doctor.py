@@ -36,7 +36,7 @@ from .tunnel import start_tls
 
 __all__ = ["Step", "DoctorReport", "run_doctor"]
 
-SKIPPED_AFTER_FAILURE = "skipped: an earlier step failed"
+SKIPPED_AFTER_FAILURE = "an earlier step failed"
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class DoctorReport:
 
     def format(self) -> str:
         width = max(len(step.name) for step in self.steps) if self.steps else 0
-        lines = [f"codex-gateway doctor: {self.upstream} ({self.route})"]
+        lines = [f"codex-gateway doctor: {self.upstream}, {self.route}"]
         for step in self.steps:
             ms = f"{step.ms:8.1f} ms" if step.ms is not None else " " * 11
             lines.append(f"  {step.verdict:<7} {ms}  {step.name:<{width}}  {step.detail}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -118,4 +119,6 @@ async def start_tls(conn: Connection, server_name: str, timeout: float, context:
 def _reason(e: OSError) -> str:
     if isinstance(e, socket.gaierror):
         return f"name resolution: {e.strerror}"
-    return str(e.strerror or e or type(e).__name__)
+    if e.errno:  # asyncio's "Connect call failed (...)" says less than "Connection refused"
+        return os.strerror(e.errno)
+    return str(e) or type(e).__name__
