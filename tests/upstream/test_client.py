@@ -1,4 +1,4 @@
-"""upstream.client: side requests follow the ProxyConfig (loopback proxy and origin from scripts/fakes/connect_proxy)."""
+"""upstream.client: side requests follow the ProxyConfig (a loopback proxy and origin: scripts/fakes/connect_proxy)."""
 
 from __future__ import annotations
 
