@@ -36,6 +36,7 @@ from scripts.gateway_process import process_env
 from scripts.gateway_process import read_saved_flows
 from scripts.gateway_process import refused_start
 from scripts.gateway_process import write_login
+from tests.scripts.test_accounts import Running
 
 USER, PASSWORD = "alice", "pr0xy-" + base64.b32encode(time.time_ns().to_bytes(8, "big")).decode().strip("=")
 SECRETS = (PASSWORD, base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())
@@ -335,3 +336,24 @@ def _wait_for_event(web: httpx.Client, needle: str) -> str:
                 return str(event["message"])
         time.sleep(0.05)  # polling the event log, not a timing assertion
     raise AssertionError(f"no event with {needle!r}")
+
+
+# -- the command line's sign-in ---------------------------------------------------------------------------------------
+
+
+def test_a_device_login_goes_through_the_proxy(proxy: ProxyProcess, issuer: FakeIssuer, tmp_path: Path) -> None:
+    issuer.add_account("cli@example.com")
+    env = process_env({"CODEX_AUTH_ISSUER": issuer.url, "CODEX_GATEWAY_HOME": str(tmp_path / "gw")})
+    since = len(proxy.records())
+    login = Running(env, "login", "--device", "--poll-interval", "0.02", "--proxy", proxy.url())
+    login.wait_for("/codex/device")
+    issuer.approve(login.wait_for("-").strip())
+    code, out, err = login.finish()
+    assert code == 0, err
+    paths = {(r["method"], r["url"].removeprefix(issuer.url), r["user"]) for r in proxy.records()[since:]}
+    assert {
+        ("POST", "/api/accounts/deviceauth/usercode", USER),
+        ("POST", "/api/accounts/deviceauth/token", USER),
+        ("POST", "/oauth/token", USER),
+    } <= paths
+    assert f"through the proxy http://***@127.0.0.1:{proxy.port}" in out and PASSWORD not in out + err

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from codex_gateway.accounts.oauth import OAuthError
+from codex_gateway.accounts.oauth import refresh_tokens
 from codex_gateway.upstream.client import upstream_client
 from codex_gateway.upstream.proxy import NoProxy
 from codex_gateway.upstream.proxy import ProxyConfig
@@ -83,3 +85,12 @@ async def test_direct_config_sends_directly(origin: FakeConnectProxy) -> None:
     async with upstream_client(ProxyConfig(), TIMEOUT) as client:
         answer = await client.get(f"http://127.0.0.1:{origin.port}/models")
     assert answer.text == "proxied GET /models"
+
+
+async def test_oauth_without_a_client_follows_the_environment(
+    proxy: FakeConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    with pytest.raises(OAuthError):  # the fake proxy answers itself, with no token
+        await refresh_tokens(None, "http://issuer.test", "rt_x")
+    assert [(s.method, s.target) for s in proxy.seen] == [("POST", "http://issuer.test/oauth/token")]

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -23,6 +24,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
+
+from ..upstream.client import upstream_client
+from ..upstream.proxy import proxy_config
 
 __all__ = [
     "CLIENT_ID",
@@ -103,6 +107,12 @@ def authorize_url(issuer: str, redirect_uri: str, challenge: str, state: str, or
     return f"{issuer.rstrip('/')}/oauth/authorize?{query}"
 
 
+def own_client() -> httpx.AsyncClient:
+    """The client of a caller that brings none (the command line): the environment's proxy settings
+    (`HTTPS_PROXY`, `NO_PROXY`, ...), read as the gateway reads them when `codex_proxy` is unset."""
+    return upstream_client(proxy_config(None, "", os.environ), TIMEOUT)
+
+
 # -- token endpoint -------------------------------------------------------------------------------------------
 
 
@@ -137,7 +147,7 @@ async def _token_call(http: httpx.AsyncClient | None, issuer: str, *, refresh: b
     url = f"{issuer.rstrip('/')}/oauth/token"
     try:
         if http is None:
-            async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            async with own_client() as client:
                 resp = await client.post(url, **kwargs)
         else:
             resp = await http.post(url, timeout=TIMEOUT, **kwargs)
@@ -340,7 +350,7 @@ async def device_login(
     `{issuer}/codex/device`, poll until approved (403/404 mean pending), then exchange the code it yields as
     in a browser login. `poll_interval` overrides the issuer's."""
     base = issuer.rstrip("/")
-    async with httpx.AsyncClient(timeout=TIMEOUT) if http is None else contextlib.nullcontext(http) as client:
+    async with own_client() if http is None else contextlib.nullcontext(http) as client:
         try:
             resp = await client.post(f"{base}/api/accounts/deviceauth/usercode", json={"client_id": CLIENT_ID})
         except httpx.HTTPError as exc:

@@ -266,6 +266,12 @@ class AccountPool:
             return None
         return max(1, math.ceil(min(self.state.get(a.key).cooldown_until for a in accounts) - now))
 
+    def use_http(self, http: httpx.AsyncClient) -> None:
+        """Token refreshes from now on go through `http` (a command-line tool's proxied client)."""
+        self.http = http
+        for store in self._stores.values():
+            store.http = http
+
     def status(self) -> list[dict[str, Any]]:
         """One row per account for `status` and the console: never a token, only what identifies and explains."""
         now = self.clock()

@@ -23,9 +23,10 @@ import asyncio
 import os
 import sys
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from .. import __version__
@@ -36,6 +37,7 @@ from ..accounts.auth_file import short_id
 from ..accounts.manage import AccountError
 from ..accounts.oauth import DEFAULT_ISSUER
 from ..accounts.oauth import DEFAULT_PORT
+from ..accounts.oauth import TIMEOUT
 from ..accounts.oauth import OAuthError
 from ..accounts.oauth import TokenResponse
 from ..accounts.oauth import browser_login
@@ -48,6 +50,9 @@ from ..accounts.usage import QuotaReading
 from ..accounts.usage import format_quota
 from ..accounts.usage import refresh_quotas
 from ..accounts.usage import usage_url
+from ..upstream.client import upstream_client
+from ..upstream.proxy import ProxyConfig
+from ..upstream.proxy import proxy_config
 from .args import Parser
 from .args import fail
 from .progress import Progress
@@ -149,7 +154,8 @@ def _quota(args: argparse.Namespace, pool: AccountPool, prog: str) -> int:
         upstream = (args.upstream or os.environ.get("CODEX_UPSTREAM") or DEFAULT_UPSTREAM).rstrip("/")
         if not upstream.startswith(("http://", "https://")):
             raise AccountError(f"--upstream must be an http(s) URL, not {upstream!r}")
-        readings = asyncio.run(_refresh(pool, [r["account_id"] for r in rows], usage_url(upstream), args.concurrency))
+        wanted = [r["account_id"] for r in rows]
+        readings = asyncio.run(_refresh(pool, wanted, usage_url(upstream), args.concurrency, _proxy(args)))
         failed = [r for r in readings if r.error]
         keys = {r["account_id"] for r in rows}
         rows = [r for r in pool.status() if r["account_id"] in keys]
@@ -162,7 +168,9 @@ def _quota(args: argparse.Namespace, pool: AccountPool, prog: str) -> int:
     return 1 if failed else 0
 
 
-async def _refresh(pool: AccountPool, keys: list[str], url: str, concurrency: int) -> list[QuotaReading]:
+async def _refresh(
+    pool: AccountPool, keys: list[str], url: str, concurrency: int, proxy: ProxyConfig
+) -> list[QuotaReading]:
     progress = Progress(len(keys), "quota readings")
     progress.start()
 
@@ -171,7 +179,8 @@ async def _refresh(pool: AccountPool, keys: list[str], url: str, concurrency: in
         progress.advance(None if progress.tty else line)  # a terminal shows the bar, a log gets the lines
 
     headers = {"User-Agent": f"codex_gateway/{__version__}", "originator": "codex_gateway"}
-    async with httpx.AsyncClient() as client:
+    async with upstream_client(proxy, TIMEOUT) as client:
+        pool.use_http(client)  # token refreshes on the way take the same route
         try:
             return await refresh_quotas(
                 pool, keys, url, client, headers=headers, concurrency=concurrency, on_reading=report
@@ -180,27 +189,44 @@ async def _refresh(pool: AccountPool, keys: list[str], url: str, concurrency: in
             progress.close()
 
 
+def _proxy(args: argparse.Namespace) -> ProxyConfig:
+    """`--proxy`/`--no-proxy`, else the environment's proxy settings, read as the gateway reads them."""
+    try:
+        return proxy_config(getattr(args, "proxy", None), getattr(args, "no_proxy", None) or "", os.environ)
+    except ValueError as e:
+        raise AccountError(str(e)) from None
+
+
+async def _sign_in(
+    args: argparse.Namespace, issuer: str, announce: Callable[[str], None], proxy: ProxyConfig
+) -> TokenResponse:
+    target = urlsplit(issuer)
+    if proxy.for_target(target.scheme, target.hostname or "") is not None:
+        announce(proxy.describe(target.scheme, target.hostname or ""))
+    async with upstream_client(proxy, TIMEOUT) as http:
+        if args.device:
+            interval = args.poll_interval if args.poll_interval is not None else _env_float(POLL_ENV)
+            return await device_login(
+                issuer, announce=announce, poll_interval=interval, timeout=args.timeout or 900, http=http
+            )
+        return await browser_login(
+            issuer,
+            announce=announce,
+            port=args.port,
+            open_browser=None if args.no_browser else _open_browser,
+            paste_source=sys.stdin.readline if sys.stdin is not None else None,
+            timeout=args.timeout or 600,
+            http=http,
+        )
+
+
 def _login(args: argparse.Namespace, issuer: str, gateway_home: Path, pool: AccountPool) -> int:
     def announce(text: str) -> None:
         print(text, flush=True)
 
+    proxy = _proxy(args)
     try:
-        if args.device:
-            interval = args.poll_interval if args.poll_interval is not None else _env_float(POLL_ENV)
-            tokens: TokenResponse = asyncio.run(
-                device_login(issuer, announce=announce, poll_interval=interval, timeout=args.timeout or 900)
-            )
-        else:
-            tokens = asyncio.run(
-                browser_login(
-                    issuer,
-                    announce=announce,
-                    port=args.port,
-                    open_browser=None if args.no_browser else _open_browser,
-                    paste_source=sys.stdin.readline if sys.stdin is not None else None,
-                    timeout=args.timeout or 600,
-                )
-            )
+        tokens = asyncio.run(_sign_in(args, issuer, announce, proxy))
         path, record = save_login(gateway_home, tokens)
     except (OAuthError, ValueError, OSError) as exc:
         print(f"Login failed: {exc}", file=sys.stderr)
@@ -257,6 +283,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     common.add_argument("--issuer", help=f"OAuth issuer (env CODEX_AUTH_ISSUER; default {DEFAULT_ISSUER})")
     common.add_argument("--gateway-home", help="gateway state directory (env CODEX_GATEWAY_HOME; ~/.codex-gateway)")
     common.add_argument("--codex-home", help="Codex CLI home with auth.json (env CODEX_HOME; ~/.codex)")
+    common.add_argument("--proxy", help="HTTP(S) proxy, like codex_proxy (default: HTTPS_PROXY from the environment)")
+    common.add_argument("--no-proxy", help="comma-separated hosts reached without the proxy, like codex_no_proxy")
     parser = Parser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common]
     )
