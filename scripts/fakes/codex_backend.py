@@ -22,6 +22,8 @@ import collections
 import copy
 import select
 import socket
+import ssl
+import sys
 import threading
 import time
 import uuid
@@ -63,6 +65,11 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # 64+ concurrent connects must not overflow the backlog
     backend: FakeCodexBackend
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            return  # https: a peer that connected without a TLS handshake (e.g. a proxy's probe)
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     """Parses one request at a time (keep-alive), records it, and answers by route."""
@@ -78,6 +85,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence per-request logging."""
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()  # here, in the connection's thread, not in the accepting one
         super().setup()
         self.server.backend._track(self.connection, add=True)
 
@@ -251,8 +260,9 @@ class FakeCodexBackend:
     an account id → ``(status, payload)``; others get ``default_usage(rec)``).
     """
 
-    def __init__(self, port: int = 0, *, default_delay_s: float = 0.0) -> None:
+    def __init__(self, port: int = 0, *, default_delay_s: float = 0.0, tls: ssl.SSLContext | None = None) -> None:
         self._want_port = port
+        self.tls = tls  # a server context: serve https (the handshake happens in each connection's thread)
         self.default_delay_s = default_delay_s
         self.accept_tokens: set[str] | None = None
         self.models: list[dict[str, Any]] = copy.deepcopy(DEFAULT_MODELS)
@@ -275,6 +285,8 @@ class FakeCodexBackend:
         self._stopping.clear()
         server = _Server(("127.0.0.1", self._want_port), _Handler)
         server.backend = self
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -316,7 +328,7 @@ class FakeCodexBackend:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def codex_base(self) -> str:

@@ -1,17 +1,20 @@
 """The gateway behind a real forward proxy: a second mitmdump in regular mode on loopback, requiring proxy
 credentials (mitmproxy's `proxyauth`) and recording what it saw (tests/e2e/proxy_recorder.py).
 
-The fake backend is plain http: the gateway's flows reach it through a CONNECT tunnel (mitmproxy's reverse mode
-always tunnels through `via`), its httpx side requests as absolute-form requests. A TLS backend is not covered
-here: the fake serves plain http only (the CONNECT path is the same; the TLS handshake is then end to end).
+With the plain-http fake backend the gateway's flows reach it through a CONNECT tunnel (mitmproxy's reverse mode
+always tunnels through `via`) and its httpx side requests as absolute-form requests, so the proxy sees every
+request. With the fake serving https (a CA made here, trusted by the gateway) everything is a CONNECT tunnel the
+proxy passes through untouched, as real proxies do, and TLS is end to end.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +25,11 @@ from typing import Any
 
 import httpx
 import pytest
+from codex_gateway.settings import settings_from
+from codex_gateway.upstream.doctor import run_doctor
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from mitmproxy import certs
 from mitmproxy import http
 
 from scripts.fakes.codex_backend import FakeCodexBackend
@@ -46,7 +54,7 @@ CHAT = {"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}]}
 class ProxyProcess:
     """`mitmdump --mode regular` on loopback with `proxyauth` and the recorder script."""
 
-    def __init__(self, workdir: Path, *, auth: bool = True) -> None:
+    def __init__(self, workdir: Path, *, auth: bool = True, passthrough: bool = False) -> None:
         self.port = free_port()
         self.records_path = workdir / f"proxy-{self.port}.jsonl"
         self.log_path = workdir / f"proxy-{self.port}.log"
@@ -63,6 +71,7 @@ class ProxyProcess:
             "--set",
             f"confdir={confdir}",
             *(("--set", f"proxyauth={USER}:{PASSWORD}") if auth else ()),
+            *(("--set", "ignore_hosts=.*") if passthrough else ()),  # tunnels TLS as it is, like most proxies
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -357,3 +366,95 @@ def test_a_device_login_goes_through_the_proxy(proxy: ProxyProcess, issuer: Fake
         ("POST", "/oauth/token", USER),
     } <= paths
     assert f"through the proxy http://***@127.0.0.1:{proxy.port}" in out and PASSWORD not in out + err
+
+
+# -- an https backend: TLS end to end through the tunnel -----------------------------------------------------------
+
+
+@dataclass
+class TlsBackend:
+    fake: FakeCodexBackend
+    ca: Path  # the CA certificate that signed the fake's
+
+    @property
+    def codex_base(self) -> str:
+        return self.fake.codex_base
+
+
+@pytest.fixture(scope="module")
+def tls_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBackend]:
+    tmp = tmp_path_factory.mktemp("tls")
+    certs.CertStore.create_store(tmp, "fake-ca", 2048)
+    entry = certs.CertStore.from_store(tmp, "fake-ca", 2048).get_cert(
+        "127.0.0.1", [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    )
+    (tmp / "leaf.pem").write_bytes(entry.cert.to_pem())
+    (tmp / "leaf.key").write_bytes(
+        entry.privatekey.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp / "leaf.pem", tmp / "leaf.key")
+    with FakeCodexBackend(tls=context) as fake:
+        yield TlsBackend(fake, tmp / "fake-ca-ca-cert.pem")
+
+
+@pytest.fixture(scope="module")
+def tunnel_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    p = ProxyProcess(tmp_path_factory.mktemp("tunnel-proxy"), passthrough=True).start()
+    yield p
+    p.stop()
+
+
+def test_an_https_backend_is_reached_through_connect_tunnels_only(
+    tls_backend: TlsBackend, tunnel_proxy: ProxyProcess, issuer: FakeIssuer, tmp_path: Path
+) -> None:
+    fresh_login(issuer, tmp_path / "codex")
+    port = tls_backend.fake.port
+    gw = proxied_gateway(
+        tls_backend.fake,
+        tmp_path / "codex",
+        tmp_path,
+        tunnel_proxy.url(),
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={tls_backend.ca}",
+    )
+    gw.args = [a.replace(f"http://127.0.0.1:{port}", f"https://127.0.0.1:{port}") for a in gw.args]
+    gw.env["SSL_CERT_FILE"] = str(tls_backend.ca)  # the side requests' trust (httpx reads it)
+    with gw:
+        answers = [
+            httpx.get(gw.base_url + "/v1/models", timeout=20),
+            httpx.post(gw.base_url + "/v1/chat/completions", json=CHAT, timeout=20),
+        ]
+    assert [a.status_code for a in answers] == [200, 200]
+    seen = {(r["kind"], r.get("target"), r["user"]) for r in tunnel_proxy.records()}
+    assert seen == {("connect", f"127.0.0.1:{port}", USER)}  # the proxy saw tunnels, nothing inside them
+    routes = {(r.method, r.route) for r in tls_backend.fake.requests}
+    assert {("GET", "/backend-api/codex/models"), ("POST", "/backend-api/codex/responses")} <= routes
+
+
+async def test_doctor_checks_tls_with_the_backend_through_the_tunnel(
+    tls_backend: TlsBackend,
+    tunnel_proxy: ProxyProcess,
+    issuer: FakeIssuer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_backend.ca))
+    fresh_login(issuer, tmp_path / "codex")
+    settings = settings_from(
+        codex_upstream=tls_backend.codex_base,
+        codex_home=str(tmp_path / "codex"),
+        gateway_home=str(tmp_path / "gw"),
+        codex_proxy=tunnel_proxy.url(),
+    )
+    report = await run_doctor(settings)
+    assert [(s.name, s.verdict) for s in report.steps] == [
+        ("DNS", "ok"),
+        ("TCP", "ok"),
+        ("CONNECT", "ok"),
+        ("TLS", "ok"),
+        ("GET /models", "ok"),
+    ], report.format()
+    assert report.steps[3].detail.endswith("certificate of 127.0.0.1 verified")
