@@ -152,6 +152,17 @@ async def test_a_refused_connect_is_a_502_envelope(
     assert "refused CONNECT chatgpt.com:443 (HTTP 407" in orjson.loads(f.response.content)["error"]["message"]
 
 
+async def test_a_replayed_upstream_request_goes_via_the_proxy(gateway: tuple[CodexGateway, taddons.context]) -> None:
+    gw, _ = gateway
+    use_proxy(gateway, "http://alice:s3cret@proxy:3128")
+    f = tflow.tflow(req=tutils.treq(method=b"POST", host="chatgpt.com", port=443, path=b"/backend-api/codex/responses"))
+    f.request.scheme = "https"
+    f.client_conn.proxy_mode = mode_specs.ProxyMode.parse("reverse:http://x")
+    f.is_replay = "request"  # `replay.client` of a saved flow: no check, only the route
+    await gw.request(f)
+    assert f.server_conn.via == ("http", ("proxy", 3128))
+
+
 # -- set_via, CONNECT, error ---------------------------------------------------------------------------------------
 
 
