@@ -67,7 +67,8 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
             "codex-gateway replay: error: no such capture: /nonexistent/capture.mitm",
         ),
         (["replay"], "codex-gateway replay: error: the following arguments are required: captures"),
-        (["doctor"], "codex-gateway doctor: error: not available in this version yet"),
+        (["doctor", "--proxy", "socks5://127.0.0.1:1080"], "codex-gateway doctor: error: codex_proxy is a SOCKS proxy"),
+        (["doctor", "--timeout", "0"], "codex-gateway doctor: error: --timeout must be positive"),
     ],
 )
 def test_bad_input_is_one_line(argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]) -> None:

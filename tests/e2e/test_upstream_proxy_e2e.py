@@ -16,6 +16,7 @@ import re
 import signal
 import ssl
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -458,3 +459,18 @@ async def test_doctor_checks_tls_with_the_backend_through_the_tunnel(
         ("GET /models", "ok"),
     ], report.format()
     assert report.steps[3].detail.endswith("certificate of 127.0.0.1 verified")
+
+
+def test_a_quota_refresh_goes_through_the_proxy(
+    proxy: ProxyProcess, backend: FakeCodexBackend, issuer: FakeIssuer, tmp_path: Path
+) -> None:
+    fresh_login(issuer, tmp_path / "codex")
+    env = process_env({"CODEX_HOME": str(tmp_path / "codex"), "CODEX_GATEWAY_HOME": str(tmp_path / "gw")})
+    since = len(proxy.records())
+    args = ["accounts", "quota", "--refresh", "--upstream", backend.codex_base, "--proxy", proxy.url()]
+    done = subprocess.run(
+        [sys.executable, "-m", "codex_gateway.cli", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    seen = [(r["method"], r["url"], r["user"]) for r in proxy.records()[since:]]
+    assert ("GET", f"{backend.base_url}/backend-api/wham/usage", USER) in seen, done.stderr
+    assert PASSWORD not in done.stdout + done.stderr

@@ -1,25 +1,61 @@
-"""`codex-gateway doctor`: checks the path to the Codex backend (DNS, TCP, TLS, an authenticated `/models`).
+"""`codex-gateway doctor`: checks the path to the Codex backend step by step (the proxy, DNS, TCP, TLS, an
+authenticated `GET /models`), with timings and a verdict per step; exit status 0 when every step passed, 1 when one
+failed, 2 for bad arguments.
 
-TODO(issue 13, upstream proxy): the checks themselves are being built in another branch (`proxy`:
-`codex_gateway.upstream.doctor.run_doctor(settings)`, an async function returning a `DoctorReport`, with
-`settings_from(...)` for command-line tools and the options `codex_proxy` / `codex_no_proxy`). When they land, build
-the settings from `--codex-home`, `--gateway-home`, `--upstream` and the proxy options, `asyncio.run(run_doctor(…))`
-and print the report (exit 1 when a step failed). Until then the subcommand exists, says so, and exits with 2.
+    codex-gateway doctor [--upstream URL] [--proxy URL] [--no-proxy HOSTS] [--codex-home DIR] [--gateway-home DIR]
+                         [--issuer URL] [--timeout S] [--json]
+
+The same check as the mitmproxy command `codex.doctor`, for the settings a gateway started with the same options
+would have: without `--proxy`, the environment's `HTTPS_PROXY`/`NO_PROXY` are used, as the gateway uses them.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import asyncio
+import os
+
+import orjson
+
+from ..settings import DEFAULT_UPSTREAM
+from ..settings import settings_from
+from ..upstream.doctor import run_doctor
+from .args import Parser
+from .args import fail
 
 __all__ = ["main"]
 
+PROG = "codex-gateway doctor"
+
 
 def main(argv: list[str]) -> int:
-    if argv[:1] in (["-h"], ["--help"]):
-        print((__doc__ or "").splitlines()[0])
-        return 0
-    print(
-        "codex-gateway doctor: error: not available in this version yet (the path checks are still being built)",
-        file=sys.stderr,
-    )
-    return 2
+    args = _parser().parse_args(argv)
+    if args.timeout <= 0:
+        return fail(PROG, "--timeout must be positive", 2)
+    try:
+        settings = settings_from(
+            codex_upstream=args.upstream or os.environ.get("CODEX_UPSTREAM") or DEFAULT_UPSTREAM,
+            codex_auth_issuer=args.issuer or os.environ.get("CODEX_AUTH_ISSUER") or "https://auth.openai.com",
+            codex_home=args.codex_home or "",
+            gateway_home=args.gateway_home or "",
+            codex_proxy=args.proxy,
+            codex_no_proxy=args.no_proxy or "",
+        )
+    except ValueError as e:
+        return fail(PROG, str(e), 2)
+    report = asyncio.run(run_doctor(settings, timeout=args.timeout))
+    print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode() if args.json else report.format())
+    return 0 if report.ok else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--upstream", help=f"the Codex backend (env CODEX_UPSTREAM; default {DEFAULT_UPSTREAM})")
+    parser.add_argument("--proxy", help="HTTP(S) proxy, like codex_proxy (default: HTTPS_PROXY from the environment)")
+    parser.add_argument("--no-proxy", help="comma-separated hosts reached without the proxy, like codex_no_proxy")
+    parser.add_argument("--codex-home", help="Codex CLI home with auth.json (env CODEX_HOME; ~/.codex)")
+    parser.add_argument("--gateway-home", help="gateway state directory (env CODEX_GATEWAY_HOME; ~/.codex-gateway)")
+    parser.add_argument("--issuer", help="OAuth issuer, for a token refresh on the way (env CODEX_AUTH_ISSUER)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step (default 10)")
+    parser.add_argument("--json", action="store_true", help="the report as JSON")
+    return parser
