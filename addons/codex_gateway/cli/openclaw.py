@@ -69,7 +69,8 @@ def main(argv: list[str], prog: str = "codex-gateway openclaw-config") -> int:
     args = parser.parse_args(argv)
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     try:
-        answer = httpx.get(args.gateway.rstrip("/") + "/v1/models", headers=headers, timeout=30)
+        # trust_env=False: the gateway is local, a proxy from the environment must not carry the request.
+        answer = httpx.get(args.gateway.rstrip("/") + "/v1/models", headers=headers, timeout=30, trust_env=False)
     except httpx.HTTPError as exc:
         print(f"{prog}: error: cannot reach the gateway at {args.gateway}: {exc}", file=sys.stderr)
         return 2

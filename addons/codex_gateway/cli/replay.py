@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None, prog: str = "codex-gateway replay") -> i
         print(f"{prog}: error: no chat requests in the capture", file=sys.stderr)
         return 2
     results = []
-    with httpx.Client(base_url=args.gateway, timeout=args.timeout) as client:
+    # The gateway is local: a proxy from the environment (HTTPS_PROXY without NO_PROXY) must not carry these.
+    with httpx.Client(base_url=args.gateway, timeout=args.timeout, trust_env=False) as client:
         try:
             client.get("/v1/models", headers={"Authorization": f"Bearer {args.api_key}"} if args.api_key else {})
         except httpx.HTTPError as e:
