@@ -4,8 +4,10 @@ Source order:
 
 1. live: `GET {codex_upstream}/models?client_version=...` with an account's credentials (answered as
    `{"models": [ModelInfo...]}`, Codex's model records: `slug`, `display_name`, `visibility`, `supported_in_api`,
-   `priority`, `context_window`, reasoning levels...), kept in memory for `ttl` seconds and written to
-   `gateway_home/models_catalog.json` (the Codex CLI's own `models_cache.json` is only ever read);
+   `priority`, `context_window`, reasoning levels...), kept in memory for `ttl` seconds and written to the state
+   backend's catalog cache (`gateway_home/models_catalog.json`, or the shared Redis store, where a gateway adopts
+   a fresher list another one fetched instead of fetching it again; the Codex CLI's own `models_cache.json` is
+   only ever read);
 2. when the backend cannot be asked or fails: the live list still in memory (stale), then the gateway's disk
    cache (any age, same upstream), then `$CODEX_HOME/models_cache.json`, then a built-in list.
 
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -42,6 +43,9 @@ import orjson
 
 from .accounts.auth_file import format_iso
 from .accounts.auth_file import parse_iso
+from .accounts.file_state import CATALOG_NAME
+from .accounts.file_state import FileCatalogCache
+from .accounts.state import CatalogCache
 from .errors import GatewayError
 from .model_names import ModelChoice
 from .model_names import alias_objects
@@ -61,7 +65,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_CLIENT_VERSION = "0.171.0"  # the Codex CLI whose requests are recorded in tests/fixtures/codex_cli
-CACHE_NAME = "models_catalog.json"  # in gateway_home; never Codex's models_cache.json
+CACHE_NAME = CATALOG_NAME  # in gateway_home; never Codex's models_cache.json
 _HIDDEN = ("hide", "none")
 _EFFORTS = ("low", "medium", "high", "xhigh")
 
@@ -132,9 +136,11 @@ class ModelCatalog:
         client_version: str | None = None,
         retry_after: float = 30,
         timeout: float = 10,
+        cache: CatalogCache | None = None,
     ) -> None:
+        """`cache`: where the fetched list is kept (default: `gateway_home/models_catalog.json`)."""
         self.codex_home = codex_home
-        self.cache_path = gateway_home / CACHE_NAME
+        self.cache: CatalogCache = cache or FileCatalogCache(gateway_home / CACHE_NAME)
         self.upstream_url = upstream_url.rstrip("/")
         self.clock = clock
         self.ttl = ttl
@@ -172,6 +178,7 @@ class ModelCatalog:
         self._load_disk_once()
         if credentials_headers is not None and self._wants_fetch():
             async with self._lock:
+                self._adopt_shared()  # another gateway sharing the cache may have fetched it just now
                 if self._wants_fetch():  # a concurrent caller may have fetched meanwhile
                     await self._fetch(credentials_headers, client)
         self._ensure_loaded()
@@ -295,6 +302,11 @@ class ModelCatalog:
         if cached is not None:
             self._adopt(*cached)
 
+    def _adopt_shared(self) -> None:
+        cached = self._read_disk()
+        if cached is not None and cached[2] is not None and cached[2] > (self.fetched_at or float("-inf")):
+            self._adopt(*cached)
+
     def _ensure_loaded(self) -> None:
         self._load_disk_once()
         if self._infos:
@@ -307,11 +319,8 @@ class ModelCatalog:
             self._adopt([dict(info) for info in BUILTIN_INFOS], "builtin", None, None)
 
     def _read_disk(self) -> tuple[list[dict[str, Any]], str, float | None, str | None] | None:
-        try:
-            doc = orjson.loads(self.cache_path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return None
-        if not isinstance(doc, dict) or doc.get("upstream") != self.upstream_url:
+        doc = self.cache.read()
+        if doc is None or doc.get("upstream") != self.upstream_url:
             return None  # another backend's list (e.g. a test fake) says nothing about this one
         infos = _infos_from(doc)
         if not infos:
@@ -327,17 +336,7 @@ class ModelCatalog:
             "upstream": self.upstream_url,
             "models": self._infos,
         }
-        tmp = self.cache_path.with_name(f".{CACHE_NAME}.{os.getpid()}.tmp")
-        try:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
-            os.replace(tmp, self.cache_path)
-        except OSError as e:
-            logger.warning("codex-gateway: could not write %s (%s)", self.cache_path, e)
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
+        self.cache.write(doc)
 
 
 def _infos_from(doc: Any) -> list[dict[str, Any]]:

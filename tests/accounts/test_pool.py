@@ -14,6 +14,7 @@ import orjson
 import pytest
 from codex_gateway.accounts.auth_file import format_iso
 from codex_gateway.accounts.auth_file import parse_auth_doc
+from codex_gateway.accounts.file_state import FileState
 from codex_gateway.accounts.oauth import TokenResponse
 from codex_gateway.accounts.pool import AccountPool
 from codex_gateway.accounts.pool import Lease
@@ -108,7 +109,8 @@ async def test_same_account_in_both_homes_is_one_account(
 ) -> None:
     tokens = codex_login(homes, issuer, clock, "a@example.com")
     again = issuer.issue(issuer.accounts[0])
-    path, _ = save_login(homes[1], TokenResponse(again.id_token, again.access_token, again.refresh_token), clock())
+    where, _ = save_login(homes[1], TokenResponse(again.id_token, again.access_token, again.refresh_token), clock())
+    path = Path(where)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     rows = pool.status()
     assert len(rows) == 1 and rows[0]["source"] == "gateway"  # the fresher login serves
@@ -449,13 +451,15 @@ def test_a_listing_taken_in_the_directory_s_last_tick_is_not_trusted(
 ) -> None:
     accounts_dir = homes[1] / "accounts"
     accounts_dir.mkdir(parents=True)
+    files = pool.backend
+    assert isinstance(files, FileState)
     now = time.time_ns()
     stamp = (1, now, 4096)  # a directory changed just now: another change in the same tick keeps this stamp
-    assert pool._account_files(stamp) == []
+    assert files._account_files(stamp) == []
     (accounts_dir / "x.json").write_text("{}")
-    assert pool._account_files(stamp) == [accounts_dir / "x.json"]
+    assert files._account_files(stamp) == [accounts_dir / "x.json"]
     settled = (1, now - 10 * 10**9, 4096)
-    assert pool._account_files(settled) == [accounts_dir / "x.json"]
+    assert files._account_files(settled) == [accounts_dir / "x.json"]
     (accounts_dir / "y.json").write_text("{}")
-    assert pool._account_files(settled) == [accounts_dir / "x.json"]  # reused: the stamp vouches for it
-    assert pool._account_files(None) == []  # no directory
+    assert files._account_files(settled) == [accounts_dir / "x.json"]  # reused: the stamp vouches for it
+    assert files._account_files(None) == []  # no directory

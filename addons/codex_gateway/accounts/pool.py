@@ -1,23 +1,18 @@
 """Several ChatGPT accounts behind one gateway: choosing one per request, cooldowns, and status.
 
-Accounts are files: `$CODEX_HOME/auth.json` (the Codex CLI's login, always included) and
-`gateway_home/accounts/<account_id>.json` (from `scripts/accounts.py login`), all in the same layout. The pool
-rescans when a directory or file changes, so logins and removals by the CLI script apply without a restart.
-The same account in two files is one account; the file refreshed most recently serves it (a fresh login wins
-over a stale copy), and the other takes over if the first one's refresh token dies.
+Where accounts and their state live is the state backend's business (state.py: files by default, or Redis shared
+by several gateways); the pool reads it from memory on every request and tells it what it learnt (quota snapshots,
+cooldowns, which account served a conversation).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
-from dataclasses import field
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -33,28 +28,24 @@ from .auth_file import Credentials
 from .auth_file import format_iso
 from .auth_file import parse_auth_doc
 from .auth_file import short_id
+from .file_state import FileState
+from .file_state import account_file_name
+from .login_store import LoginStore
 from .oauth import TokenResponse
 from .quota import DEFAULT_COOLDOWN_S
 from .quota import MAX_COOLDOWN_S
 from .quota import AccountState
 from .quota import RateLimitParser
-from .quota import StateFile
 from .quota import effective_used
 from .quota import exhausted_until
 from .selection import Selection
 from .selection import SelectionFile
-from .token_store import TokenStore
-from .token_store import atomic_write_json
+from .state import StateBackend
 
 __all__ = ["AccountPool", "Lease", "save_login", "format_status", "account_file_name"]
 
 logger = logging.getLogger(__name__)
 QUOTA_SAVE_INTERVAL_S = 30.0
-
-# A directory listing is reused only when the directory's mtime is this much older than the listing: file systems
-# stamp times coarsely (a kernel tick; 2 s on FAT), so a change in the same tick would not change the stamp.
-LISTING_SETTLE_NS = 2_000_000_000
-STICKY_MAX = 10_000  # session keys remembered (LRU); a forgotten one only costs a prompt-cache miss
 
 
 @dataclass(frozen=True)
@@ -66,12 +57,12 @@ class Lease:
 @dataclass
 class _Account:
     key: str
-    stores: list[TokenStore]  # preference order; the first one without a dead refresh token serves
+    stores: list[LoginStore]  # preference order; the first one without a dead refresh token serves
     leased_at: float = 0.0
     skipped: str | None = None  # why the last acquire passed over it
 
     @property
-    def store(self) -> TokenStore:
+    def store(self) -> LoginStore:
         for store in self.stores:  # a loop, not next() over a generator: this runs several times per request
             if not store.login_required:
                 return store
@@ -80,22 +71,6 @@ class _Account:
     @property
     def record(self) -> AuthRecord | None:
         return self.store.load()
-
-
-@dataclass
-class _Scan:
-    stamp: tuple[Any, ...] = ()
-    accounts: dict[str, _Account] = field(default_factory=dict)
-    files: dict[Path, tuple[int, int, int]] = field(default_factory=dict)  # each existing file's stat, from `stamp`
-
-
-@dataclass(frozen=True)
-class _Listing:
-    """The `*.json` names of the accounts directory, and when (wall clock, ns) they were read."""
-
-    dir_stamp: tuple[int, int, int]
-    read_at_ns: int
-    paths: list[Path]
 
 
 class AccountPool:
@@ -117,19 +92,22 @@ class AccountPool:
         *,
         clock: Callable[[], float] = time.time,
         http: httpx.AsyncClient | None = None,
+        backend: StateBackend | None = None,
     ) -> None:
+        """`backend`: where accounts and their state live (default: the files in the two homes)."""
         self.codex_file = codex_home / "auth.json"
         self.accounts_dir = gateway_home / "accounts"
         self.issuer = issuer
         self.clock = clock
         self.http = http
-        self.state = StateFile(gateway_home / "state.json")
+        self.backend: StateBackend = backend or FileState(codex_home, gateway_home, issuer, clock=clock, http=http)
+        self.state = self.backend.quota
+        self.affinity = self.backend.affinity
         self.selection = SelectionFile(gateway_home)  # `use` / `exclude`, re-read when the file changes
         self._stale_pin: str | None = None
-        self._stores: dict[Path, TokenStore] = {}  # kept across rescans: they own the locks and failure memory
-        self._scan = _Scan()
-        self._listing: _Listing | None = None
-        self._sticky: OrderedDict[str, str] = OrderedDict()
+        self._scanned: object = None  # the backend's scan the accounts below were built from
+        self._accounts_cache: dict[str, _Account] = {}
+        self._ready = False
         self._quota_saved_at = float("-inf")
         self._quota_unsaved = False
         self._quota_parser = RateLimitParser()
@@ -138,13 +116,14 @@ class AccountPool:
 
     async def acquire(self, session_key: str | None = None, exclude: frozenset[str] = frozenset()) -> Lease:
         """An account for one request: sticky per session key, else the least used; never a cooling one."""
+        if not self._ready:
+            await self.backend.ready()
+            self._ready = True
+        if (down := self.backend.unavailable()) is not None:
+            raise down
         accounts = self._accounts()
         if not accounts:
-            raise GatewayError(
-                401,
-                f"No ChatGPT login found (neither {self.codex_file} nor {self.accounts_dir}/*.json). {LOGIN_HINT}",
-                code="no_login",
-            )
+            raise GatewayError(401, f"{self.backend.no_login_message()} {LOGIN_HINT}", code="no_login")
         candidates = self._candidates(accounts, self.selection.current())
         if not candidates:
             raise GatewayError(
@@ -160,10 +139,15 @@ class AccountPool:
             if account.key not in exclude:
                 (cooling if self.state.get(account.key).cooling(now) else ready).append(account)
         errors: list[GatewayError] = []
-        stamps = self._scan.files  # stat'ed by `_accounts` just now: no second stat of the file in `fresh`
-        for account in self._order(ready, session_key, now):
+        hints = self.backend.scan().hints  # e.g. files stat'ed just now: no second stat in `fresh`
+        sticky = None
+        if session_key:
+            sticky = self.affinity.get(session_key)
+            if sticky is None and self.affinity.shared:
+                sticky = await self.affinity.fetch(session_key)  # another gateway may have served it
+        for account in self._order(ready, sticky, now):
             store = account.store
-            known, stamps = stamps.get(store.path), {}  # after an await, files may have changed: stat again
+            known, hints = hints.get(store), {}  # after an await, the store may have changed: look again
             try:
                 creds = await store.fresh(known)
             except GatewayError as exc:
@@ -176,10 +160,7 @@ class AccountPool:
             account.skipped = None
             account.leased_at = now
             if session_key:
-                self._sticky[session_key] = account.key
-                self._sticky.move_to_end(session_key)
-                while len(self._sticky) > STICKY_MAX:
-                    self._sticky.popitem(last=False)
+                self.affinity.set(session_key, account.key)
             return Lease(account.key, creds)
         if cooling:
             raise self._all_cooling(cooling, now)
@@ -286,8 +267,8 @@ class AccountPool:
                     "plan": (state.quota or {}).get("plan_type") or (record.plan if record else None),
                     "account": short_id(account.key),
                     "account_id": account.key,  # not a secret: the ChatGPT-Account-ID header value
-                    "source": "codex" if store.path == self.codex_file else "gateway",
-                    "file": str(store.path),
+                    "source": self.backend.source(store),
+                    "file": store.where,
                     "token_expires_at": record.expires_at if record else None,
                     "last_refresh": record.last_refresh if record else None,
                     "quota": state.quota,
@@ -316,8 +297,11 @@ class AccountPool:
         return account.record if account is not None else None
 
     def files(self) -> dict[str, list[Path]]:
-        """Every file holding each account (a Codex CLI login may also exist as a gateway file)."""
-        return {key: [s.path for s in account.stores] for key, account in self._accounts().items()}
+        """Every file holding each account (a Codex CLI login may also exist as a gateway file); none in Redis."""
+        return {
+            key: [Path(s.where) for s in account.stores if self.backend.source(s) != "redis"]
+            for key, account in self._accounts().items()
+        }
 
     # -- choosing ----------------------------------------------------------------------------------------------
 
@@ -334,7 +318,7 @@ class AccountPool:
             return list(accounts.values())
         return [a for a in accounts.values() if a.key not in selection.excluded]
 
-    def _order(self, ready: list[_Account], session_key: str | None, now: float) -> list[_Account]:
+    def _order(self, ready: list[_Account], sticky: str | None, now: float) -> list[_Account]:
         if len(ready) < 2:
             return ready  # nothing to choose between (the usual single login): skip the quota arithmetic
 
@@ -346,7 +330,6 @@ class AccountPool:
             return a.store.login_required, *used, a.leased_at
 
         ordered = sorted(ready, key=load)
-        sticky = self._sticky.get(session_key) if session_key else None
         if sticky is not None:
             ordered.sort(key=lambda a: a.key != sticky)  # stable: the rest keep their order as fallbacks
         return ordered
@@ -376,65 +359,29 @@ class AccountPool:
     # -- scanning ---------------------------------------------------------------------------------------------
 
     def _accounts(self) -> dict[str, _Account]:
-        self.state.reload_if_changed()
-        dir_stamp = _stat(self.accounts_dir)
-        paths = [self.codex_file, *self._account_files(dir_stamp)]
-        # Every known file is stat'ed on every call: an in-place edit (same name) changes no directory stamp.
-        file_stamps = [_stat(p) for p in paths]
-        stamp = (dir_stamp, *file_stamps)
-        if stamp == self._scan.stamp:
-            return self._scan.accounts
-        groups: dict[str, list[TokenStore]] = {}
-        for path in paths:
-            store = self._stores.get(path)
-            if store is None:
-                store = self._stores[path] = TokenStore(path, self.issuer, clock=self.clock, http=self.http)
-            record = store.load()
-            if record is None and store.problem is None:
-                continue  # missing file
-            key = record.account_id if record and record.account_id else f"file:{path}"
-            groups.setdefault(key, []).append(store)
+        scan = self.backend.scan()
+        if scan is self._scanned:
+            return self._accounts_cache
         accounts: dict[str, _Account] = {}
-        for key, stores in groups.items():
-            # Most recently refreshed first (ties: the Codex CLI's file), so a fresh login replaces a stale copy.
-            stores.sort(key=lambda s: (-(_last_refresh(s)), s.path != self.codex_file))
+        for key, stores in scan.accounts.items():
             account = accounts[key] = _Account(key, stores)
-            if (old := self._scan.accounts.get(key)) is not None:
+            if (old := self._accounts_cache.get(key)) is not None:
                 account.leased_at, account.skipped = old.leased_at, old.skipped
-        files = {p: st for p, st in zip(paths, file_stamps, strict=True) if st is not None}
-        self._scan = _Scan(stamp, accounts, files)
+        self._scanned, self._accounts_cache = scan, accounts
         return accounts
-
-    def _account_files(self, dir_stamp: tuple[int, int, int] | None) -> list[Path]:
-        """`accounts/*.json`, sorted; listed again only when the directory may have changed since the last listing.
-
-        Creating, removing or renaming a file (logins are written atomically, by rename) changes the directory's
-        stamp. A change within the same timestamp tick as the listing could go unseen, so a listing is trusted
-        only once the directory's mtime is safely older than it (the "racy git" rule); until then, list again.
-        """
-        if dir_stamp is None:
-            return []  # no directory (or none we may read): nothing to list
-        listing = self._listing
-        if (
-            listing is not None
-            and listing.dir_stamp == dir_stamp
-            and dir_stamp[1] < listing.read_at_ns - LISTING_SETTLE_NS
-        ):
-            return listing.paths
-        read_at_ns = time.time_ns()  # before listing: a change after this moment gets a later mtime
-        paths = sorted(self.accounts_dir.glob("*.json"))
-        self._listing = _Listing(dir_stamp, read_at_ns, paths)
-        return paths
 
     def _label(self, account: _Account) -> str:
         record = account.record
         if record is not None:
             return record.label
-        return str(account.store.path) if account.key.startswith("file:") else short_id(account.key)
+        return account.store.where if account.key.startswith("file:") else short_id(account.key)
 
 
-def save_login(gateway_home: Path, tokens: TokenResponse, now: float | None = None) -> tuple[Path, AuthRecord]:
-    """Writes a new login as `accounts/<account_id>.json` (0600, Codex layout) and returns it parsed."""
+def save_login(
+    gateway_home: Path, tokens: TokenResponse, now: float | None = None, backend: StateBackend | None = None
+) -> tuple[str, AuthRecord]:
+    """Stores a new login (Codex layout; as `accounts/<account_id>.json`, 0600, with the file backend) and
+    returns where it went and the login parsed."""
     doc: dict[str, Any] = {
         "auth_mode": "chatgpt",
         "OPENAI_API_KEY": None,
@@ -450,9 +397,9 @@ def save_login(gateway_home: Path, tokens: TokenResponse, now: float | None = No
     if not record.account_id:
         raise ValueError("the issued tokens name no ChatGPT account (chatgpt_account_id claim)")
     doc["tokens"]["account_id"] = record.account_id
-    path = gateway_home / "accounts" / account_file_name(record.account_id)
-    atomic_write_json(path, doc)
-    return path, parse_auth_doc(doc)
+    if backend is None:
+        backend = FileState(gateway_home.parent, gateway_home, "")  # only its accounts directory is used
+    return backend.put_login(doc), parse_auth_doc(doc)
 
 
 def format_status(rows: list[dict[str, Any]], now: float | None = None) -> str:
@@ -506,20 +453,3 @@ def _relative(ts: float, now: float) -> str:
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-
-def account_file_name(account_id: str) -> str:
-    """`accounts/<this>` holds a login of the account (a safe file name made from its id)."""
-    return (re.sub(r"[^A-Za-z0-9._-]", "_", account_id)[:120] or "account") + ".json"
-
-
-def _stat(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def _last_refresh(store: TokenStore) -> float:
-    record = store.load()
-    return (record.last_refresh or 0.0) if record else 0.0
