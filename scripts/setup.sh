@@ -30,6 +30,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # (this machine's pip config lists local mirrors that may be absent: hide only those warnings)
   .venv/bin/python -m pip install --disable-pip-version-check -q -r requirements.lock 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -m pip install --disable-pip-version-check -q --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import mitmproxy, pydantic, orjson, httpx, openai, anthropic, pytest" || { echo "dependency install failed" >&2; exit 1; }
+  .venv/bin/python -c "import mitmproxy, pydantic, orjson, httpx, redis, openai, anthropic, pytest" || { echo "dependency install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi

@@ -81,6 +81,9 @@ def test_every_option_is_registered_with_help() -> None:
         "codex_model_aliases",
         "codex_proxy",
         "codex_no_proxy",
+        "gateway_state",
+        "gateway_state_prefix",
+        "gateway_state_secret",
     }
     assert all(help_text for _, _, help_text in added.values())
 

@@ -23,6 +23,8 @@ from mitmproxy.proxy import mode_specs
 
 from . import __version__
 from .account_commands import AccountCommands
+from .accounts.backends import check_backend
+from .accounts.login_store import StoreUnavailable
 from .accounts.upstream_access import UpstreamAccess
 from .answer import ClientAnswer
 from .answer import StreamCallable
@@ -110,25 +112,28 @@ class CodexGateway:
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         old = self.settings
-        if old is None or (old.codex_home, old.gateway_home, old.issuer, old.proxy) != (
+        new_access = old is None or (old.codex_home, old.gateway_home, old.issuer, old.proxy, old.state) != (
             settings.codex_home,
             settings.gateway_home,
             settings.issuer,
             settings.proxy,
-        ):
-            self.access = UpstreamAccess(settings)
+            settings.state,
+        )
+        if new_access:
+            self.access = UpstreamAccess(_checked_state(settings))
         if old is None or old.proxy != settings.proxy:
             self.gate = ProxyGate(settings.proxy)
             up = settings.upstream
             logger.info("codex-gateway: %s", settings.proxy.describe(up.scheme, up.hostname or ""))
         assert self.access is not None
         self.access.settings = settings
-        if old is None or (old.codex_home, old.gateway_home, old.upstream) != (
-            settings.codex_home,
-            settings.gateway_home,
-            settings.upstream,
-        ):
-            self.catalog = ModelCatalog(settings.codex_home, settings.gateway_home, settings.upstream_url(""))
+        if new_access or old is None or old.upstream != settings.upstream:
+            self.catalog = ModelCatalog(
+                settings.codex_home,
+                settings.gateway_home,
+                settings.upstream_url(""),
+                cache=self.access.pool.backend.catalog,
+            )
         assert self.catalog is not None
         self.catalog.aliases = settings.model_aliases
         self.settings = settings
@@ -437,6 +442,19 @@ class CodexGateway:
         else:
             remember_upstream_body(flow)
             write_answer(flow, answer)
+
+
+def _checked_state(settings: Settings) -> Settings:
+    """Refuses to start with a shared state store that cannot be used (unreachable, wrong secret), saying why."""
+    try:
+        warning = check_backend(settings.state)
+    except StoreUnavailable as e:
+        raise exceptions.OptionsError(f"gateway_state: {e}") from None
+    if warning:
+        logger.error("codex-gateway: %s", warning)
+    if settings.state.url is not None:
+        logger.info("codex-gateway: accounts and their state are shared in %s", settings.state.address)
+    return settings
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -18,6 +18,8 @@ from mitmproxy.utils import human
 
 from . import __version__
 from .accounts.auth_file import default_codex_home
+from .accounts.state import DEFAULT_PREFIX
+from .accounts.state import StateConfig
 from .anthropic.models import DEFAULT_CLAUDE_MODELS
 from .anthropic.models import parse_claude_models
 from .model_names import parse_aliases
@@ -92,6 +94,20 @@ _OPTIONS: list[tuple[str, Any, Any, str]] = [
         "(default: HTTPS_PROXY/NO_PROXY from the environment, else direct).",
     ),
     ("codex_no_proxy", str, "", "Comma-separated hosts, domains or CIDR blocks reached without the proxy."),
+    (
+        "gateway_state",
+        str,
+        "",
+        "Where accounts, cooldowns, pins and caches live: empty = files in gateway_home (env CODEX_GATEWAY_STATE); "
+        "redis://[:password@]host:port/db or rediss://… = one Redis shared by several gateways.",
+    ),
+    ("gateway_state_prefix", str, DEFAULT_PREFIX, "Key prefix in the shared Redis (several teams can share one)."),
+    (
+        "gateway_state_secret",
+        str | None,
+        None,
+        "Passphrase that encrypts tokens at rest in the shared Redis (env CODEX_GATEWAY_STATE_SECRET).",
+    ),
 ]
 
 
@@ -112,6 +128,7 @@ class Settings:
     claude_models: tuple[tuple[str, str], ...] = ()
     model_aliases: dict[str, str] = field(default_factory=dict, hash=False)
     proxy: ProxyConfig = DIRECT
+    state: StateConfig = StateConfig()
 
     def upstream_url(self, path: str) -> str:
         return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
@@ -148,6 +165,12 @@ def parse_settings(options: Any) -> Settings:
             raise ValueError(f"gateway_cors_origins entries look like https://app.example, not {origin!r}")
     _http_url("codex_auth_issuer", options.codex_auth_issuer)
     gateway_home = options.gateway_home or os.environ.get("CODEX_GATEWAY_HOME") or "~/.codex-gateway"
+    prefix = options.gateway_state_prefix
+    state = StateConfig.from_env(
+        url=options.gateway_state or None,
+        prefix=prefix if prefix != DEFAULT_PREFIX else None,
+        secret=options.gateway_state_secret or None,
+    )
     return Settings(
         upstream=_http_url("codex_upstream", options.codex_upstream),
         codex_home=Path(options.codex_home).expanduser() if options.codex_home else default_codex_home(),
@@ -164,6 +187,7 @@ def parse_settings(options: Any) -> Settings:
         claude_models=parse_claude_models(options.codex_claude_models),
         model_aliases=parse_aliases(options.codex_model_aliases),
         proxy=proxy_config(options.codex_proxy, options.codex_no_proxy, os.environ),
+        state=state,
     )
 
 

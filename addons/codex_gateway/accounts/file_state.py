@@ -132,8 +132,16 @@ class FileState:
     def unavailable(self) -> GatewayError | None:
         return None
 
+    def use_http(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        for store in self._stores.values():
+            store.http = http
+
     async def ready(self) -> None:
         return None
+
+    async def flush(self) -> None:
+        return None  # every write was made at once
 
     async def aclose(self) -> None:
         return None

@@ -250,8 +250,7 @@ class AccountPool:
     def use_http(self, http: httpx.AsyncClient) -> None:
         """Token refreshes from now on go through `http` (a command-line tool's proxied client)."""
         self.http = http
-        for store in self._stores.values():
-            store.http = http
+        self.backend.use_http(http)
 
     def status(self) -> list[dict[str, Any]]:
         """One row per account for `status` and the console: never a token, only what identifies and explains."""
@@ -452,4 +451,3 @@ def _relative(ts: float, now: float) -> str:
 
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
-

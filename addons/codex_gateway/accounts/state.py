@@ -22,6 +22,8 @@ from typing import Protocol
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
+import httpx
+
 from ..errors import GatewayError
 from .login_store import LoginStore
 from .quota import AccountState
@@ -190,8 +192,16 @@ class StateBackend(Protocol):
         """Removes the account's logins this backend may remove; returns where they were."""
         ...
 
+    def use_http(self, http: httpx.AsyncClient) -> None:
+        """Token refreshes from now on go through `http` (e.g. a proxied client)."""
+        ...
+
     async def ready(self) -> None:
         """Waits until the state is loaded (files: at once). Raises StoreUnavailable."""
+        ...
+
+    async def flush(self) -> None:
+        """Writes what is queued now. Raises StoreUnavailable when that fails."""
         ...
 
     async def aclose(self) -> None:

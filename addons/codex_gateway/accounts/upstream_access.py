@@ -4,6 +4,7 @@ side requests of a retry, and the credentials of the model catalog. No mitmproxy
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from collections.abc import Sequence
 
@@ -15,6 +16,8 @@ from ..settings import Settings
 from ..upstream.client import upstream_client
 from .auth_file import CodexAuthFile
 from .auth_file import Credentials
+from .backends import open_backend
+from .login_store import StoreUnavailable
 from .pool import AccountPool
 from .pool import Lease
 from .recovery import UpstreamAnswer
@@ -24,6 +27,8 @@ from .recovery import send_upstream
 
 __all__ = ["UpstreamAccess"]
 
+logger = logging.getLogger(__name__)
+
 
 class UpstreamAccess:
     def __init__(self, settings: Settings) -> None:
@@ -31,7 +36,9 @@ class UpstreamAccess:
         self.auth = CodexAuthFile(settings.codex_home)  # read-only view of auth.json, used while replaying
         # One client for every side request (token refresh included), following settings.proxy.
         self._http = upstream_client(settings.proxy, httpx.Timeout(settings.idle_timeout, connect=15))
-        self.pool = AccountPool(settings.codex_home, settings.gateway_home, settings.issuer, http=self._http)
+        home, issuer = settings.gateway_home, settings.issuer
+        backend = open_backend(settings.state, settings.codex_home, home, issuer, http=self._http)
+        self.pool = AccountPool(settings.codex_home, home, issuer, http=self._http, backend=backend)
         self._leases: dict[str, Lease] = {}
 
     async def credentials(self, flow_id: str, session_id: str | None, *, replaying: bool) -> Credentials | None:
@@ -100,4 +107,8 @@ class UpstreamAccess:
 
     async def aclose(self) -> None:
         self.pool.flush()
+        try:
+            await self.pool.backend.aclose()
+        except StoreUnavailable as exc:
+            logger.error("codex-gateway: %s; the last quota snapshots and cooldowns were not saved", exc)
         await self._http.aclose()
