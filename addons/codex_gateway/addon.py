@@ -450,8 +450,8 @@ def _checked_state(settings: Settings) -> Settings:
         warning = check_backend(settings.state)
     except StoreUnavailable as e:
         raise exceptions.OptionsError(f"gateway_state: {e}") from None
-    if warning:
-        logger.error("codex-gateway: %s", warning)
+    if warning:  # not an error: mitmproxy would exit, and a gateway waiting for `accounts import` is useful
+        logger.warning("codex-gateway: %s", warning)
     if settings.state.url is not None:
         logger.info("codex-gateway: accounts and their state are shared in %s", settings.state.address)
     return settings

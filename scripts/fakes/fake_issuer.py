@@ -135,6 +135,7 @@ class FakeIssuer:
         self.refresh_delay = 0.0  # seconds the refresh grant takes: widens race windows in concurrency tests
         self.device_interval = "5"
         self.calls: list[Call] = []
+        self.issued: list[IssuedTokens] = []  # every login handed out (tests grep artefacts for these secrets)
         self.accounts: list[FakeAccount] = []
         self.login_as: FakeAccount | None = None  # who "signs in" at /oauth/authorize
         self.authorize_requests: list[dict[str, str]] = []
@@ -363,6 +364,7 @@ class FakeIssuer:
             email=account.email,
         )
         self._live_refresh[issued.refresh_token] = account
+        self.issued.append(issued)
         return issued
 
     def _reply_error(self, grant: str | None, encoding: str, status: int, code: str, message: str) -> Reply:

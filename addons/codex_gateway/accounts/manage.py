@@ -25,6 +25,7 @@ import orjson
 from .auth_file import AuthRecord
 from .auth_file import parse_auth_doc
 from .auth_file import short_id
+from .migrate import put_logins
 from .pool import AccountPool
 from .pool import account_file_name
 from .selection import Selection
@@ -171,7 +172,8 @@ class _Planned:
 
 
 def import_file(pool: AccountPool, path: Path) -> list[str]:
-    """Imports every login in `path` into `gateway_home/accounts/`; one line per login saying what happened.
+    """Imports every login in `path` into `gateway_home/accounts/` (or the shared store); one line per login saying
+    what happened.
 
     An account already known is updated in place (never a second file), unless the login on file is newer."""
     try:
@@ -184,6 +186,8 @@ def import_file(pool: AccountPool, path: Path) -> list[str]:
         raise AccountError(f"{path} is not valid JSON ({exc}); nothing imported") from None
     except TransferError as exc:
         raise AccountError(f"{path} {exc}; nothing imported") from None
+    if pool.backend.kind != "files":  # the shared store: written (in order) when the command ends
+        return put_logins(pool.backend, [item.record for item in imported])
     plan = [_plan(pool, item.record) for item in imported]
     _write_all([(p.path, p.record.doc) for p in plan if p.path is not None])
     return [f"{p.record.label} ({short_id(p.record.account_id)}): {p.outcome}" for p in plan]

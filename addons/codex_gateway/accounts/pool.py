@@ -40,6 +40,7 @@ from .quota import effective_used
 from .quota import exhausted_until
 from .selection import Selection
 from .selection import SelectionFile
+from .state import AccountScan
 from .state import StateBackend
 
 __all__ = ["AccountPool", "Lease", "save_login", "format_status", "account_file_name"]
@@ -105,7 +106,7 @@ class AccountPool:
         self.affinity = self.backend.affinity
         self.selection = SelectionFile(gateway_home)  # `use` / `exclude`, re-read when the file changes
         self._stale_pin: str | None = None
-        self._scanned: object = None  # the backend's scan the accounts below were built from
+        self._scan = AccountScan()  # the backend's scan the accounts below were built from
         self._accounts_cache: dict[str, _Account] = {}
         self._ready = False
         self._quota_saved_at = float("-inf")
@@ -139,7 +140,7 @@ class AccountPool:
             if account.key not in exclude:
                 (cooling if self.state.get(account.key).cooling(now) else ready).append(account)
         errors: list[GatewayError] = []
-        hints = self.backend.scan().hints  # e.g. files stat'ed just now: no second stat in `fresh`
+        hints = self._scan.hints  # e.g. files stat'ed by `_accounts` just now: no second stat in `fresh`
         sticky = None
         if session_key:
             sticky = self.affinity.get(session_key)
@@ -359,14 +360,14 @@ class AccountPool:
 
     def _accounts(self) -> dict[str, _Account]:
         scan = self.backend.scan()
-        if scan is self._scanned:
+        if scan is self._scan:
             return self._accounts_cache
         accounts: dict[str, _Account] = {}
         for key, stores in scan.accounts.items():
             account = accounts[key] = _Account(key, stores)
             if (old := self._accounts_cache.get(key)) is not None:
                 account.leased_at, account.skipped = old.leased_at, old.skipped
-        self._scanned, self._accounts_cache = scan, accounts
+        self._scan, self._accounts_cache = scan, accounts
         return accounts
 
     def _label(self, account: _Account) -> str:

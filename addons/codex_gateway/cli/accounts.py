@@ -9,10 +9,13 @@
     codex-gateway accounts import FILE               that bundle, AI-Zero-Token's exports, or a Codex auth.json
     codex-gateway accounts apply-codex <id|email>    make the Codex CLI run as that account ($CODEX_HOME/auth.json)
     codex-gateway accounts quota [<id|email>] [--refresh]   last quota windows; --refresh reads them fresh
+    codex-gateway accounts migrate --to redis://…|files     copy the whole state into another store
 
 New logins go to `gateway_home/accounts/<account_id>.json` (0600, the Codex CLI's auth.json layout); the Codex
 CLI's own `$CODEX_HOME/auth.json` is always used as well and only `apply-codex` writes it (after a backup).
 Pins and exclusions live in `gateway_home/selection.json`; a running gateway applies them at its next request.
+With `--state redis://…` (or `CODEX_GATEWAY_STATE`) every command works on the shared store of a team's gateways
+instead (see the README's "Running several gateways").
 Nothing here prints a token, except `export` without `-o`, which prints the bundle itself.
 """
 
@@ -34,7 +37,10 @@ from ..accounts import manage
 from ..accounts.auth_file import default_codex_home
 from ..accounts.auth_file import default_gateway_home
 from ..accounts.auth_file import short_id
+from ..accounts.backends import open_backend
+from ..accounts.login_store import StoreUnavailable
 from ..accounts.manage import AccountError
+from ..accounts.migrate import migrate
 from ..accounts.oauth import DEFAULT_ISSUER
 from ..accounts.oauth import DEFAULT_PORT
 from ..accounts.oauth import TIMEOUT
@@ -45,6 +51,8 @@ from ..accounts.oauth import device_login
 from ..accounts.pool import AccountPool
 from ..accounts.pool import format_status
 from ..accounts.pool import save_login
+from ..accounts.state import StateBackend
+from ..accounts.state import StateConfig
 from ..accounts.usage import DEFAULT_CONCURRENCY
 from ..accounts.usage import QuotaReading
 from ..accounts.usage import format_quota
@@ -70,11 +78,45 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     issuer = (given.get("issuer") or os.environ.get("CODEX_AUTH_ISSUER") or DEFAULT_ISSUER).rstrip("/")
     gateway_home = Path(given["gateway_home"]).expanduser() if given.get("gateway_home") else default_gateway_home()
     codex_home = Path(given["codex_home"]).expanduser() if given.get("codex_home") else default_codex_home()
-    pool = AccountPool(codex_home, gateway_home, issuer)
     try:
-        return _run(args, pool, issuer, gateway_home, prog)
+        config = StateConfig.from_env(url=given.get("state"), prefix=given.get("state_prefix"))
+    except ValueError as exc:
+        return fail(f"{prog} {args.command}", str(exc), 2)
+    backend = open_backend(config, codex_home, gateway_home, issuer, command=True)
+    try:
+        asyncio.run(backend.ready())  # the shared store's state (files: nothing to do)
+        pool = AccountPool(codex_home, gateway_home, issuer, backend=backend)
+        try:
+            if args.command == "migrate":
+                return _migrate(args, backend, (codex_home, gateway_home, issuer))
+            return _run(args, pool, issuer, gateway_home, prog)
+        finally:
+            asyncio.run(backend.aclose())  # writes what the command changed in the shared store
     except AccountError as exc:
         return fail(f"{prog} {args.command}", str(exc))
+    except StoreUnavailable as exc:
+        return fail(f"{prog} {args.command}", str(exc))
+
+
+def _migrate(args: argparse.Namespace, source: StateBackend, homes: tuple[Path, Path, str]) -> int:
+    """Copies the whole state (accounts, cooldowns, quota, pin and exclusions) into the store `--to` names."""
+    try:
+        config = StateConfig.from_env(url=args.to, prefix=args.to_prefix)
+    except ValueError as exc:
+        raise AccountError(f"--to: {exc}") from None
+    target = open_backend(config, *homes, command=True)
+
+    async def copy() -> list[str]:
+        try:
+            await target.ready()
+            return await migrate(source, target)
+        finally:
+            await target.aclose()
+
+    for line in asyncio.run(copy()):
+        print(line)
+    print(f"Copied {source.address} into {target.address}; the source is unchanged.")
+    return 0
 
 
 def _run(args: argparse.Namespace, pool: AccountPool, issuer: str, gateway_home: Path, prog: str) -> int:
@@ -227,7 +269,7 @@ def _login(args: argparse.Namespace, issuer: str, gateway_home: Path, pool: Acco
     proxy = _proxy(args)
     try:
         tokens = asyncio.run(_sign_in(args, issuer, announce, proxy))
-        path, record = save_login(gateway_home, tokens)
+        path, record = save_login(gateway_home, tokens, backend=pool.backend)
     except (OAuthError, ValueError, OSError) as exc:
         print(f"Login failed: {exc}", file=sys.stderr)
         return 1
@@ -245,11 +287,9 @@ def _login(args: argparse.Namespace, issuer: str, gateway_home: Path, pool: Acco
 def _remove(target: str, pool: AccountPool, prog: str) -> int:
     row = manage.find_account(pool, target)
     paths = pool.files().get(row["account_id"], [])
-    removed = [p for p in paths if p != pool.codex_file]
-    for path in removed:
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".lock").unlink(missing_ok=True)
-        print(f"Removed {row['label']} ({path}).")
+    removed = pool.backend.remove_login(row["account_id"])  # never the Codex CLI's own login
+    for where in removed:
+        print(f"Removed {row['label']} ({where}).")
     if pool.codex_file in paths:
         print(
             f"{row['label']} is the Codex CLI's login ({pool.codex_file}); the gateway keeps using it. "
@@ -285,6 +325,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     common.add_argument("--codex-home", help="Codex CLI home with auth.json (env CODEX_HOME; ~/.codex)")
     common.add_argument("--proxy", help="HTTP(S) proxy, like codex_proxy (default: HTTPS_PROXY from the environment)")
     common.add_argument("--no-proxy", help="comma-separated hosts reached without the proxy, like codex_no_proxy")
+    common.add_argument("--state", help="files, or redis://[:password@]host:port/db (env CODEX_GATEWAY_STATE)")
+    common.add_argument("--state-prefix", help="key prefix in Redis (env CODEX_GATEWAY_STATE_PREFIX)")
     parser = Parser(
         prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common]
     )
@@ -319,6 +361,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     command("import", "import logins from a bundle, an AI-Zero-Token export or a Codex auth.json").add_argument(
         "file", help="the JSON file"
     )
+    migrate_ = command("migrate", "copy the whole state (accounts, cooldowns, pin, exclusions) into another store")
+    migrate_.add_argument("--to", required=True, help="redis://… or rediss://…, or files (this gateway_home)")
+    migrate_.add_argument("--to-prefix", help="key prefix in the target Redis (default codex-gateway)")
     quota = command("quota", "each account's quota windows (used %%, reset time)")
     quota.add_argument("target", nargs="?", help="only this account (id or email)")
     quota.add_argument("--refresh", action="store_true", help="read fresh windows from the backend (costs nothing)")
