@@ -9,6 +9,7 @@ the raw upstream answer in the flow for capture and replay (answer_writer.py).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -20,6 +21,7 @@ from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.proxy import mode_specs
+from mitmproxy.utils import asyncio_utils
 
 from . import __version__
 from .account_commands import AccountCommands
@@ -120,7 +122,9 @@ class CodexGateway:
             settings.state,
         )
         if new_access:
-            self.access = UpstreamAccess(_checked_state(settings))
+            replaced, self.access = self.access, UpstreamAccess(_checked_state(settings))
+            if replaced is not None and _loop_running():  # its store's connections and listener end with it
+                asyncio_utils.create_task(replaced.aclose(), name="codex-gateway: close replaced state", keep_ref=True)
         if old is None or old.proxy != settings.proxy:
             self.gate = ProxyGate(settings.proxy)
             up = settings.upstream
@@ -442,6 +446,14 @@ class CodexGateway:
         else:
             remember_upstream_body(flow)
             write_answer(flow, answer)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _checked_state(settings: Settings) -> Settings:

@@ -221,3 +221,26 @@ async def test_a_store_that_lost_its_state_is_reported_and_not_recreated(team: T
     await team.seed(tokens)  # `accounts import`
     await eventually(lambda: pool.backend.unavailable() is None)
     assert (await pool.acquire()).key == tokens.account_id
+
+
+async def test_tokens_rotated_while_the_store_could_not_take_them_are_written_when_it_is_back(
+    team: Team, issuer: FakeIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    valid = issuer.issue(issuer.add_account("a@example.com"))
+    await team.seed(valid)
+    pool = team.pool()
+    lease = await pool.acquire()
+    backend = pool.backend
+    assert isinstance(backend, RedisState)
+    real_write = backend.write_login
+
+    async def lost(key: str, doc: dict[str, Any]) -> None:
+        monkeypatch.setattr(backend, "write_login", real_write)
+        team.server.kill()  # the grant succeeded; the store went away before the rotated tokens were written
+        raise StoreUnavailable("the shared state store is unreachable")
+
+    monkeypatch.setattr(backend, "write_login", lost)
+    fresh = await pool.after_unauthorized(lease)
+    assert fresh.credentials.access_token != valid.access_token, "served from memory meanwhile"
+    team.server.start()
+    await eventually(lambda: fresh.credentials.access_token.encode() in b"".join(team.raw().hvals("team:accounts")))

@@ -24,7 +24,9 @@ from scripts.fakes.fake_issuer import FakeIssuer
 from scripts.fakes.fake_issuer import IssuedTokens
 from scripts.gateway_process import ROOT
 from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import free_port
 from scripts.gateway_process import read_saved_flows
+from scripts.gateway_process import refused_start
 from scripts.redis_server import RedisServer
 from scripts.redis_server import missing_reason
 
@@ -267,3 +269,11 @@ def test_with_a_secret_no_token_is_in_redis_in_clear(sealed_run: tuple[Team, lis
     for secret in secrets_:
         for piece in secret.split("."):  # no piece of a JWT either
             assert len(piece) < 20 or piece.encode() not in dump
+
+
+def test_start_up_with_an_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
+    nobody = free_port()  # nothing listens there
+    mode = f"reverse:http://127.0.0.1:{free_port()}@127.0.0.1:{free_port()}"
+    out = refused_start(mode, tmp_path, f"gateway_state=redis://:hunter2@127.0.0.1:{nobody}/0")
+    assert f"gateway_state: cannot reach the shared state store redis://***@127.0.0.1:{nobody}/0" in out
+    assert "hunter2" not in out

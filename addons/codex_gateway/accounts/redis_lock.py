@@ -35,10 +35,17 @@ LOCK_WAIT_S = 45.0  # longer than one token call (30 s) plus a lock expiry
 
 @contextlib.asynccontextmanager
 async def redis_lock(
-    client: Any, key: str, *, ttl: float = LOCK_TTL_S, wait: float = LOCK_WAIT_S, on_error: Any = None
+    client: Any,
+    key: str,
+    *,
+    ttl: float = LOCK_TTL_S,
+    wait: float = LOCK_WAIT_S,
+    on_error: Any = None,
+    on_unreleased: Any = None,
 ) -> AsyncIterator[str]:
     """Holds `key` while the block runs; yields the owner token. Raises TimeoutError when others hold it longer
-    than `wait`, StoreUnavailable when Redis cannot be reached (after calling `on_error(exc)`)."""
+    than `wait`, StoreUnavailable when Redis cannot be reached (after calling `on_error(exc)`).
+    `on_unreleased(owner)` is called when Redis went away before the release (else the lock just expires)."""
     owner = secrets.token_hex(16)
     ttl_ms = int(ttl * 1000)
     try:
@@ -54,8 +61,11 @@ async def redis_lock(
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewer
-        with contextlib.suppress(RedisError):  # unreleased, it expires by itself
+        try:
             await client.eval(RELEASE, 1, key, owner)
+        except RedisError:
+            if on_unreleased is not None:
+                on_unreleased(owner)
 
 
 async def _acquire(client: Any, key: str, owner: str, ttl_ms: int, wait: float) -> None:

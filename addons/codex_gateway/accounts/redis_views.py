@@ -21,6 +21,7 @@ from .auth_file import short_id
 from .file_state import STICKY_MAX
 from .login_store import LoginStore
 from .quota import AccountState
+from .redis_lock import RELEASE
 from .redis_lock import redis_lock
 
 if TYPE_CHECKING:
@@ -72,7 +73,12 @@ class RedisLogin(LoginStore):
         self.state.unsaved.add(self)
 
     def _shared_lock(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return _as_none(redis_lock(self.state.client(), self.state.keys.lock(self.key), on_error=self.state.down))
+        client, key = self.state.client(), self.state.keys.lock(self.key)
+
+        def release_later(owner: str) -> None:  # when the store is back: not a lock expiry's wait for the next one
+            self.state.queue(lambda: client.eval(RELEASE, 1, key, owner))
+
+        return _as_none(redis_lock(client, key, on_error=self.state.down, on_unreleased=release_later))
 
     async def save_unsaved(self) -> None:
         """After an outage: writes the tokens rotated meanwhile (under the lock, after re-reading)."""
