@@ -473,6 +473,8 @@ class RedisState:
     def _report_empty(self) -> None:
         if not self.empty:
             self.empty = True
+            if self.may_initialize:
+                return  # a command: adding a login sets the store up
             logger.error(
                 "codex-gateway: the shared state store %s holds no gateway state (never set up, or Redis restarted "
                 "without persistence); not recreating it: restore it with `accounts import` or `accounts migrate`",
