@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable
 from collections.abc import Callable
 from typing import Any
@@ -159,7 +160,9 @@ class RedisState:
         self.unsaved: set[RedisLogin] = set()
         self.is_down = False
         self.empty = False  # the store holds no state (never set up, or lost it)
-        self._client: Any = None  # redis.asyncio.Redis (typed loosely: its answers are bytes here, not `str`)
+        # One asyncio client per event loop (a command may run several loops one after another); typed loosely:
+        # its answers are bytes here, never `str`.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._records: dict[str, AuthRecord | None] = {}
         self._stores: dict[str, RedisLogin] = {}
         self._scan = AccountScan()
@@ -175,11 +178,14 @@ class RedisState:
         return f"RedisState({self.address!r})"
 
     def client(self) -> Any:
-        if self._client is None:
-            self._client = redis.asyncio.Redis.from_url(
+        """The redis.asyncio client of the running event loop."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = redis.asyncio.Redis.from_url(
                 self.config.url or "", retry=redis.asyncio.retry.Retry(NoBackoff(), 0), **_client_options()
             )
-        return self._client
+        return client
 
     # -- the backend interface (reads from memory) ---------------------------------------------------------------
 
@@ -229,6 +235,9 @@ class RedisState:
         if self._loaded is None:
             self._loaded = asyncio.get_running_loop().create_future()
             self._spawn(self._follow() if self.listen else self._load_once())
+        if self._loaded.done():  # (maybe in another event loop: a command's earlier `asyncio.run`)
+            self._loaded.result()
+            return
         await asyncio.shield(self._loaded)
 
     async def flush(self) -> None:
@@ -242,9 +251,9 @@ class RedisState:
         finally:
             for task in list(self._tasks):
                 task.cancel()
-            if self._client is not None:
-                await self._client.aclose()
-                self._client = None
+            client = self._clients.pop(asyncio.get_running_loop(), None)
+            if client is not None:
+                await client.aclose()
 
     # -- the store's own operations ------------------------------------------------------------------------------
 
