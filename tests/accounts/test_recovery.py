@@ -63,6 +63,9 @@ class FakePool:
     def cool_down(self, old: Lease, resets_at: float | None) -> None:
         self.calls.append(("cool_down", old.key, resets_at))
 
+    async def shared(self) -> None:
+        return None
+
     def record_headers(self, used: Lease, headers: Mapping[str, str]) -> None:
         self.calls.append(("record_headers", used.key, dict(headers)))
 

@@ -16,6 +16,7 @@ from codex_gateway.accounts.auth_file import format_iso
 from codex_gateway.accounts.backends import open_backend
 from codex_gateway.accounts.pool import AccountPool
 from codex_gateway.accounts.pool import Lease
+from codex_gateway.accounts.selection import Selection
 from codex_gateway.accounts.state import StateBackend
 from codex_gateway.accounts.state import StateConfig
 
@@ -186,3 +187,18 @@ async def test_quota_snapshots_reach_the_other_gateway(store: Store, issuer: Fak
     a.state.save(time.time())
     await a.backend.flush()
     await eventually(lambda: (b.status()[0]["quota"] or {}).get("primary") == {"used_percent": 42.0})
+
+
+async def test_a_pin_made_by_a_command_is_honoured_by_a_running_gateway(store: Store, issuer: FakeIssuer) -> None:
+    first, second = login(issuer, "a@example.com"), login(issuer, "b@example.com")
+    await store.seed(first)
+    await store.seed(second)
+    gateway = store.pool()
+    await gateway.acquire()
+    command = store.open(command=True)
+    await command.ready()
+    command.selection.update(lambda s: Selection(second.account_id, s.excluded))
+    await command.flush()
+    await eventually(lambda: gateway.status() and [r["pinned"] for r in gateway.status()].count(True) == 1)
+    for _ in range(3):
+        assert (await gateway.acquire()).key == second.account_id

@@ -156,6 +156,25 @@ def test_a_usage_limit_seen_on_one_gateway_cools_the_account_on_the_other(
     assert backend.requests == [], "B answered from the shared cooldown, without calling upstream"
 
 
+def test_a_pin_made_on_one_machine_is_honoured_by_the_other_gateway(
+    team: Team, issuer: FakeIssuer, backend: FakeCodexBackend
+) -> None:
+    first, second = (issuer.issue(issuer.add_account(f"{n}@example.com")) for n in ("one", "two"))
+    team.import_login(first)
+    team.import_login(second)
+    gateways = team.gateway("a"), team.gateway("b")
+    team.accounts("a", "use", second.email)  # the command line on A's machine
+
+    async def six_conversations() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            ask = [{"role": "user", "content": f"c{i}"} for i in range(6)]
+            return [await chat(client, gateways[i % 2], messages=[ask[i]]) for i in range(6)]
+
+    assert [r.status_code for r in run(six_conversations())] == [200] * 6
+    used = {r.headers["chatgpt-account-id"] for r in backend.responses_requests()}
+    assert used == {second.account_id}
+
+
 def test_an_account_imported_on_one_machine_serves_on_the_other(
     team: Team, issuer: FakeIssuer, backend: FakeCodexBackend
 ) -> None:

@@ -5,8 +5,9 @@ Accounts are files: `$CODEX_HOME/auth.json` (the Codex CLI's login, always inclu
 repeated when a directory or file changes, so logins and removals by the command line apply without a restart.
 The same account in two files is one account; the file refreshed most recently serves it (a fresh login wins
 over a stale copy), and the other takes over if the first one's refresh token dies. Cooldowns and quota snapshots
-are in `gateway_home/state.json` (quota.py), the model catalog cache in `gateway_home/models_catalog.json`, and the
-conversation affinity stays in memory: nobody else could use it.
+are in `gateway_home/state.json` (quota.py), pins and exclusions in `gateway_home/selection.json` (selection.py),
+the model catalog cache in `gateway_home/models_catalog.json`, and the conversation affinity stays in memory:
+nobody else could use it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..errors import GatewayError
 from .auth_file import parse_auth_doc
 from .login_store import LoginStore
 from .quota import StateFile
+from .selection import SelectionFile
 from .state import AccountScan
 from .token_store import TokenStore
 from .token_store import atomic_write_json
@@ -122,6 +124,7 @@ class FileState:
         self.quota = StateFile(gateway_home / "state.json")
         self.affinity = FileAffinity()
         self.catalog = FileCatalogCache(gateway_home / CATALOG_NAME)
+        self.selection = SelectionFile(gateway_home)  # `use` / `exclude`, re-read when the file changes
         self._stores: dict[Path, TokenStore] = {}  # kept across rescans: they own the locks and failure memory
         self._stamp: tuple[Any, ...] = ()
         self._scan = AccountScan()

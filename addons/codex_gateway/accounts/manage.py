@@ -124,7 +124,7 @@ def _update(pool: AccountPool, change: Any) -> None:
     try:
         pool.selection.update(change)
     except (OSError, ValueError) as exc:
-        raise AccountError(f"cannot change {pool.selection.path}: {exc}") from None
+        raise AccountError(f"cannot change {pool.selection.where}: {exc}") from None
 
 
 # -- export and import -------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Moving a whole state from one backend to another (`accounts migrate --to redis://… | files`), and putting logins
 into a store (`accounts import`, `accounts login`) whatever backend it is.
 
-Copied: every account's login, its cooldown and quota snapshot. Not copied: the Codex CLI's own login
-(`$CODEX_HOME/auth.json`): its refresh token is the CLI's, and a refresh token can only be used once, so a
+Copied: every account's login, its cooldown and quota snapshot, the pin and the exclusions. Not copied: the
+Codex CLI's own login (`$CODEX_HOME/auth.json`): its refresh token is the CLI's, and a refresh token can only be
+used once, so a
 shared copy would log the CLI out on this machine at the first refresh elsewhere (or the gateways, when the CLI
 refreshes first). A separate `accounts login` gives the shared pool its own login of the same ChatGPT account.
 Nothing is deleted from the source: its copies keep the logins as they were, and go stale at the first refresh in
@@ -59,6 +60,10 @@ async def migrate(source: StateBackend, target: StateBackend, now: float | None 
         if theirs.quota or theirs.cooldown_until > now:
             target.quota.get(key).merge(theirs)
     lines += put_logins(target, records)
+    selection = source.selection.current()
+    if selection.pinned is not None or selection.excluded:
+        target.selection.update(lambda _: selection)
+        lines.append("the pinned account and the exclusions: copied")
     target.quota.save(now)
     await target.flush()
     return lines

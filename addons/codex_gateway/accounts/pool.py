@@ -7,6 +7,8 @@ cooldowns, which account served a conversation).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -31,6 +33,7 @@ from .auth_file import short_id
 from .file_state import FileState
 from .file_state import account_file_name
 from .login_store import LoginStore
+from .login_store import StoreUnavailable
 from .oauth import TokenResponse
 from .quota import DEFAULT_COOLDOWN_S
 from .quota import MAX_COOLDOWN_S
@@ -39,7 +42,6 @@ from .quota import RateLimitParser
 from .quota import effective_used
 from .quota import exhausted_until
 from .selection import Selection
-from .selection import SelectionFile
 from .state import AccountScan
 from .state import StateBackend
 
@@ -47,6 +49,7 @@ __all__ = ["AccountPool", "Lease", "save_login", "format_status", "account_file_
 
 logger = logging.getLogger(__name__)
 QUOTA_SAVE_INTERVAL_S = 30.0
+SHARE_WAIT_S = 1.0  # the longest a retried answer waits for a cooldown to reach the shared store
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class AccountPool:
         self.backend: StateBackend = backend or FileState(codex_home, gateway_home, issuer, clock=clock, http=http)
         self.state = self.backend.quota
         self.affinity = self.backend.affinity
-        self.selection = SelectionFile(gateway_home)  # `use` / `exclude`, re-read when the file changes
+        self.selection = self.backend.selection  # `use` / `exclude`, as other gateways and commands change it
         self._stale_pin: str | None = None
         self._scan = AccountScan()  # the backend's scan the accounts below were built from
         self._accounts_cache: dict[str, _Account] = {}
@@ -238,6 +241,14 @@ class AccountPool:
         until = resets_at if resets_at is not None and resets_at > now else now + DEFAULT_COOLDOWN_S
         self._set_cooldown(lease.credentials.label, self.state.get(lease.key), until, "usage_limit_reached")
         self.state.save(now)
+
+    async def shared(self, wait: float = SHARE_WAIT_S) -> None:
+        """Waits (at most `wait` seconds) until what this gateway learnt is in the shared store, so another gateway
+        knows of a cooldown before the client that ran into it can ask there (files: at once)."""
+        if self.backend.kind == "files":
+            return
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            await asyncio.wait_for(self.backend.flush(), wait)
 
     def cooling_down_retry_after(self) -> int | None:
         """Seconds until the first account is usable again, when every logged-in account is cooling down."""

@@ -76,6 +76,7 @@ async def recover(
             answer.notes.append(f"401{' ' + code if code else ''}: token refreshed, retried")
         elif answer.status == 429 and _error_code(answer.body) == "usage_limit_reached":
             pool.cool_down(answer.lease, resets_at_from_error(answer.body, clock()))
+            await pool.shared()  # other gateways skip the account from now on, not a moment after the client
             try:
                 lease = await pool.acquire(session_key, exclude=frozenset(tried))
             except GatewayError as e:

@@ -2,7 +2,8 @@
 
 Keys (under `<prefix>:`): `meta` (a hash saying the store was set up, and whether and with which key its tokens
 are sealed), `accounts` (account id -> login in the Codex auth.json layout, sealed with `gateway_state_secret`
-when set), `cooldowns` and `quota` (account id -> JSON), `catalog` (the model catalog cache), `affinity:<hash>`
+when set), `cooldowns` and `quota` (account id -> JSON), `selection` (pin and exclusions, as selection.json),
+`catalog` (the model catalog cache), `affinity:<hash>`
 (session -> account, with a TTL), `lock:<account id>` (the refresh lock). Every write is a Lua script that writes
 only while `meta` exists and publishes what changed on `<prefix>:events`; each gateway keeps the whole state in
 memory, subscribed to that channel, and re-reads what a message names, so another gateway's login, cooldown or
@@ -44,8 +45,10 @@ from .redis_views import RedisAffinity
 from .redis_views import RedisCatalog
 from .redis_views import RedisLogin
 from .redis_views import RedisQuota
+from .redis_views import RedisSelection
 from .sealing import Sealer
 from .sealing import SealError
+from .selection import Selection
 from .state import AFFINITY_TTL_S
 from .state import AccountScan
 from .state import StateConfig
@@ -78,6 +81,15 @@ end
 if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end
 return 1
 """
+# Compare-and-set of one string key (KEYS[2]) from ARGV[1] ('' = absent) to ARGV[2]; 0 when someone came first.
+SWAP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+SWAP_TRIES = 20
 
 
 class StoreKeys:
@@ -157,6 +169,7 @@ class RedisState:
         self.quota = RedisQuota(self)
         self.affinity = RedisAffinity(self, AFFINITY_TTL_S)
         self.catalog = RedisCatalog(self)
+        self.selection = RedisSelection(self)
         self.unsaved: set[RedisLogin] = set()
         self.is_down = False
         self.empty = False  # the store holds no state (never set up, or lost it)
@@ -315,6 +328,23 @@ class RedisState:
             return None
         return raw.decode() if raw else None
 
+    async def write_selection(self, change: Callable[[Selection], Selection]) -> int:
+        """Applies `change` to the stored selection; retried while other writers come first."""
+        for _ in range(SWAP_TRIES):
+            raw = await self.client().get(self.keys.selection) or b""
+            try:
+                before = Selection.from_json(orjson.loads(raw)) if raw else Selection()
+            except ValueError:
+                before = Selection()  # unreadable: replaced, as the file backend refuses to; the store is ours
+            after = orjson.dumps(change(before).to_json())
+            args = (raw, after, self.keys.channel, "l")
+            done = int(await self.client().eval(SWAP, 2, self.keys.meta, self.keys.selection, *args))
+            if done != 0:
+                if done == 1:
+                    self.selection.adopt(after)
+                return done
+        raise StoreUnavailable("the pin and exclusions kept changing under this command; try again")
+
     async def write_catalog(self, raw: bytes) -> None:
         await self._guarded("set", self.keys.catalog, "c", raw)
 
@@ -444,10 +474,15 @@ class RedisState:
         if kind == "a" and key:
             self._apply_login(key, await client.hget(self.keys.accounts, key))
         elif kind == "s" and key:
-            cooldown, quota = await client.hget(self.keys.cooldowns, key), await client.hget(self.keys.quota, key)
+            pipe = client.pipeline(transaction=False)  # one round trip
+            pipe.hget(self.keys.cooldowns, key)
+            pipe.hget(self.keys.quota, key)
+            cooldown, quota = await pipe.execute()
             self.quota.merge(key, _account_state(cooldown, quota))
         elif kind == "c":
             self.catalog.doc = _json_object(await client.get(self.keys.catalog))
+        elif kind == "l":
+            self.selection.adopt(await client.get(self.keys.selection))
         else:
             await self._reload()
 
@@ -457,7 +492,8 @@ class RedisState:
         for key in (self.keys.meta, self.keys.accounts, self.keys.cooldowns, self.keys.quota):
             pipe.hgetall(key)
         pipe.get(self.keys.catalog)
-        meta, accounts, cooldowns, quota, catalog = await pipe.execute()
+        pipe.get(self.keys.selection)
+        meta, accounts, cooldowns, quota, catalog, selection = await pipe.execute()
         if not meta:
             self._report_empty()
             for key in list(self._records):
@@ -474,6 +510,7 @@ class RedisState:
         for raw_key in set(cooldowns) | set(quota):
             self.quota.merge(raw_key.decode(), _account_state(cooldowns.get(raw_key), quota.get(raw_key)))
         self.catalog.doc = _json_object(catalog)
+        self.selection.adopt(selection)
         for store in list(self.unsaved):
             self.unsaved.discard(store)
             self._spawn(store.save_unsaved())

@@ -23,11 +23,12 @@ from .login_store import LoginStore
 from .quota import AccountState
 from .redis_lock import RELEASE
 from .redis_lock import redis_lock
+from .selection import Selection
 
 if TYPE_CHECKING:
     from .redis_state import RedisState
 
-__all__ = ["RedisLogin", "RedisQuota", "RedisAffinity", "RedisCatalog"]
+__all__ = ["RedisLogin", "RedisQuota", "RedisAffinity", "RedisCatalog", "RedisSelection"]
 
 AFFINITY_REWRITE_S = 600  # an unchanged affinity is written again (its TTL renewed) at most this often
 
@@ -175,3 +176,28 @@ class RedisCatalog:
         self.doc = doc
         raw = orjson.dumps(doc)
         self.state.queue(lambda: self.state.write_catalog(raw))
+
+
+class RedisSelection:
+    """Pin and exclusions: changed here at once, stored with a compare-and-set (so two commands never undo each
+    other's change), and followed when another gateway or command changes them."""
+
+    def __init__(self, state: RedisState) -> None:
+        self.state = state
+        self.where = f"{state.address} (pin and exclusions)"
+        self.problem: str | None = None
+        self._current = Selection()
+
+    def current(self) -> Selection:
+        return self._current
+
+    def update(self, change: Callable[[Selection], Selection]) -> Selection:
+        self._current = change(self._current)
+        self.state.queue(lambda: self.state.write_selection(change))
+        return self._current
+
+    def adopt(self, raw: bytes | None) -> None:
+        try:
+            self._current, self.problem = (Selection.from_json(orjson.loads(raw)) if raw else Selection()), None
+        except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+            self._current, self.problem = Selection(), f"{self.where} {exc}; ignored"

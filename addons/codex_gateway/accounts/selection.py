@@ -53,6 +53,7 @@ class Selection:
 class SelectionFile:
     def __init__(self, gateway_home: Path) -> None:
         self.path = gateway_home / FILE_NAME
+        self.where = str(self.path)
         self.lock_path = self.path.with_name(FILE_NAME + ".lock")
         self._stamp: tuple[int, int, int] | None = None
         self._current = Selection()

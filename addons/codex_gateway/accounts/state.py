@@ -14,6 +14,7 @@ made at once by the file backend and queued by the Redis one, so the pool's code
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -27,12 +28,14 @@ import httpx
 from ..errors import GatewayError
 from .login_store import LoginStore
 from .quota import AccountState
+from .selection import Selection
 
 __all__ = [
     "AccountScan",
     "Affinity",
     "CatalogCache",
     "QuotaStore",
+    "SelectionStore",
     "StateBackend",
     "StateConfig",
     "STATE_ENV",
@@ -131,6 +134,25 @@ class Affinity(Protocol):
     def set(self, session_key: str, account_key: str) -> None: ...
 
 
+class SelectionStore(Protocol):
+    """The pinned account and the accounts kept out of automatic choice (selection.py)."""
+
+    @property
+    def where(self) -> str: ...
+
+    @property
+    def problem(self) -> str | None:
+        """Why the stored selection is not usable (then: no pin, nothing excluded)."""
+        ...
+
+    def current(self) -> Selection: ...
+
+    def update(self, change: Callable[[Selection], Selection]) -> Selection:
+        """Applies `change` to the stored selection (atomically against other writers). Raises OSError or
+        ValueError when it cannot be stored."""
+        ...
+
+
 class CatalogCache(Protocol):
     """The model catalog's cache document (no secrets in it)."""
 
@@ -170,6 +192,9 @@ class StateBackend(Protocol):
 
     @property
     def catalog(self) -> CatalogCache: ...
+
+    @property
+    def selection(self) -> SelectionStore: ...
 
     def scan(self) -> AccountScan: ...
 
