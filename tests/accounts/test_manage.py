@@ -289,3 +289,14 @@ def test_apply_codex_refuses_an_unusable_file(pool: AccountPool, homes: tuple[Pa
     with pytest.raises(AccountError, match="holds no usable login"):
         manage.apply_codex(pool, "broken")
     assert not (homes[0] / "auth.json").exists()
+
+
+def test_apply_codex_is_refused_on_a_shared_store(tmp_path: Path) -> None:
+    from codex_gateway.accounts.redis_state import RedisState
+    from codex_gateway.accounts.state import StateConfig
+
+    backend = RedisState(StateConfig("redis://127.0.0.1:1/0"), "http://issuer.invalid")  # never connected
+    pool = AccountPool(tmp_path / "codex", tmp_path / "gw", "http://issuer.invalid", backend=backend)
+    with pytest.raises(AccountError, match="log the other out"):
+        manage.apply_codex(pool, "anyone@example.com")
+    assert not (tmp_path / "codex" / "auth.json").exists()

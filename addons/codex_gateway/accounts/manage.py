@@ -236,6 +236,13 @@ def _write_all(writes: list[tuple[Path, dict[str, Any]]]) -> None:
 def apply_codex(pool: AccountPool, target: str, *, lock_timeout: float = 10.0, now: float | None = None) -> str:
     """Writes the account into `$CODEX_HOME/auth.json` (Codex layout, 0600, atomic) after backing up the file there,
     so the Codex CLI runs as that account. `lock_timeout` 0: fail at once if a refresh holds the file's lock."""
+    if pool.backend.kind != "files":
+        # The shared store's gateways do not read auth.json: the CLI and they would each rotate the one refresh
+        # token, and the first refresh on either side would log the other out.
+        raise AccountError(
+            "apply-codex would hand the shared login to this machine's Codex CLI, and the first refresh on either "
+            "side would log the other out; sign the Codex CLI in on its own (`codex login`)"
+        )
     row = find_account(pool, target)
     key = row["account_id"]
     record = pool.account_record(key)
