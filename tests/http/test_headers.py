@@ -160,6 +160,9 @@ def settings(upstream: str = "https://chatgpt.com/backend-api/codex") -> Setting
             codex_model_aliases="",
             codex_proxy=None,
             codex_no_proxy="",
+            gateway_state="",
+            gateway_state_prefix="codex-gateway",
+            gateway_state_secret=None,
         )
     )
 
