@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -82,6 +83,24 @@ def translate(pieces: list[bytes], *, include_usage: bool = False, stop: tuple[s
         assert all(written), "a stream callable must never return b'' (it ends a chunked HTTP/1 body)"
         out += written
     return b"".join(out)
+
+
+class Boom(RuntimeError):
+    """A fault injected into the gateway (`raising_after`)."""
+
+
+def raising_after(call: Callable[..., Any], calls: int) -> Callable[..., Any]:
+    """`call`, except that every call after the first `calls` raises `Boom`: a bug inside the gateway."""
+    made = 0
+
+    def wrapper(*args: Any) -> Any:
+        nonlocal made
+        made += 1
+        if made > calls:
+            raise Boom("a bug")
+        return call(*args)
+
+    return wrapper
 
 
 def parse_chat_sse(body: bytes) -> list[Any]:

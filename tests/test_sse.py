@@ -9,6 +9,7 @@ from codex_gateway.sse import DONE
 from codex_gateway.sse import SSEDecoder
 from codex_gateway.sse import SSEEvent
 from codex_gateway.sse import encode_data
+from codex_gateway.sse import frame
 
 
 def decode(*pieces: bytes) -> list[tuple[str | None, str]]:
@@ -138,3 +139,23 @@ def test_encode_data_round_trips_through_decoder() -> None:
 
 def test_done_sentinel() -> None:
     assert DONE == b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize(
+    "data, event, expected",
+    [
+        (b"{}", None, b"data: {}\n\n"),
+        (b"{}", "response.created", b"event: response.created\ndata: {}\n\n"),
+        (b"{}", "", b"data: {}\n\n"),
+        (b"{}", "a\ndata: forged", b"data: {}\n\n"),
+        (b"{}", "a\rb", b"data: {}\n\n"),
+    ],
+    ids=["data-only", "named", "empty-name", "name-with-lf", "name-with-cr"],
+)
+def test_frame(data: bytes, event: str | None, expected: bytes) -> None:
+    """A name holding a line break would split the frame (or forge a second field): it is left out."""
+    assert frame(data, event) == expected
+
+
+def test_encode_data_with_an_event_name() -> None:
+    assert encode_data({"type": "error"}, "error") == b'event: error\ndata: {"type":"error"}\n\n'

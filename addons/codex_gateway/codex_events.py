@@ -2,13 +2,77 @@
 
 Token usage arrives in the Responses shape (`input_tokens`, `output_tokens`, their `*_details`); every answer the
 gateway writes and every flow summary reports it in the Chat Completions shape.
+
+An answer ends with one terminal event (`TERMINAL_STATUS`) or an `error` event. A failure (`response.failed`, an
+`error` event, or a body that ends without either) becomes one OpenAI error object `{message, type, param, code}`
+(`upstream_failure`, `stream_incomplete`), whichever protocol the client speaks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["chat_usage"]
+from .errors import failure_status
+
+__all__ = [
+    "chat_usage",
+    "unix_time",
+    "TERMINAL_STATUS",
+    "STREAM_INCOMPLETE",
+    "incomplete_finish_reason",
+    "incomplete_reason",
+    "stream_incomplete",
+    "upstream_failure",
+]
+
+TERMINAL_STATUS = {"response.completed": "completed", "response.incomplete": "incomplete", "response.failed": "failed"}
+STREAM_INCOMPLETE = "The upstream stream ended before response.completed; the answer is incomplete."
+_EXACT = 2**53
+_FAILED = "The upstream model failed to produce an answer."
+# Why a response is incomplete → the chat finish_reason; any other reason reads as running out of tokens.
+_INCOMPLETE_FINISH = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def unix_time(value: Any) -> int | None:
+    """A `created_at` as whole seconds; None for anything else. Only numbers every JSON reader takes exactly (below
+    2**53): a larger one would not even be written again (orjson writes 64-bit integers at most)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < _EXACT:
+        return int(value)
+    return None
+
+
+def incomplete_reason(response: Mapping[str, Any]) -> Any:
+    """`incomplete_details.reason` of a response (the backend has also sent the bare reason as the details)."""
+    details = response.get("incomplete_details")
+    return details.get("reason") if isinstance(details, dict) else details
+
+
+def incomplete_finish_reason(reason: Any) -> str:
+    return _INCOMPLETE_FINISH.get(str(reason), "length")
+
+
+def upstream_failure(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The failure a `response.failed` or `error` event reports. The error object is `response.error`, else the
+    event's nested `error` (what the real API sends), else the event itself (the documented flat shape)."""
+    response = event.get("response")
+    err = response.get("error") if isinstance(response, dict) else None
+    if not isinstance(err, dict):
+        nested = event.get("error")
+        err = nested if isinstance(nested, dict) else event
+    code = _str(err.get("code")) or None
+    param = err.get("param")
+    return {
+        "message": _str(err.get("message")) or _FAILED,
+        "type": failure_status(code, _str(err.get("type")) or None)[1],
+        "param": param if isinstance(param, str) else None,
+        "code": code or "upstream_error",
+    }
+
+
+def stream_incomplete() -> dict[str, Any]:
+    """The failure of an upstream body that ended without a terminal event."""
+    return {"message": STREAM_INCOMPLETE, "type": "server_error", "param": None, "code": "stream_incomplete"}
 
 
 def chat_usage(usage: Any) -> dict[str, Any] | None:
@@ -32,4 +96,10 @@ def chat_usage(usage: Any) -> dict[str, Any] | None:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count; 0 for anything else, and for numbers past 2**53 (see `unix_time`; their sum could not be
+    written)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < _EXACT else 0
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""

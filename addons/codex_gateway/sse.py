@@ -1,21 +1,23 @@
-"""Incremental Server-Sent Events decoding and encoding.
+"""Incremental Server-Sent Events decoding and encoding, and what the two stream callables share.
 
 The decoder follows the WHATWG event-stream rules that the OpenAI SDK and Codex implement: lines end in CR,
 LF or CRLF; `data:` lines are joined with "\\n"; comments (`:`), `id:` and `retry:` are ignored; an event with
 no `data:` line is never dispatched. Bytes are decoded to text one complete line at a time, so a multi-byte
-UTF-8 character split across network reads is safe.
+UTF-8 character split across network reads is safe. Every event the gateway writes is framed by `frame` (one
+optional `event:` line, one `data:` line, a blank line).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from typing import NamedTuple
 
 import orjson
 
-__all__ = ["SSEEvent", "SSEDecoder", "RawBodyKeeper", "encode_data", "DONE"]
+__all__ = ["SSEEvent", "SSEDecoder", "GuardedStream", "RawBodyKeeper", "frame", "encode_data", "DONE"]
 
-DONE = b"data: [DONE]\n\n"
+logger = logging.getLogger(__name__)
 
 
 class SSEEvent(NamedTuple):
@@ -145,6 +147,77 @@ class RawBodyKeeper:
         return bytes(raw) if raw is not None else b""
 
 
-def encode_data(obj: Any) -> bytes:
-    """One `data:` event with compact JSON and no `event:` line (older OpenAI SDKs break on event names)."""
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
+class GuardedStream(RawBodyKeeper):
+    """Base of the stream callables (mitmproxy `response.stream`): called once per network read, then once with b"".
+
+    A read is decoded into events (`_take`), the end of the upstream body closes the answer (`_end`), and what
+    both made is written as one bytes object (`_written`), never b"" (an empty write would end a chunked HTTP/1
+    body). An exception escaping a stream callable stops mitmproxy's handling of the flow while the client's
+    connection stays open: the client waits, headers received and no more bytes, until its own timeout. So every
+    call runs inside a guard: the first exception is logged once and turned into the protocol's error event
+    (`_broken`), written at once; every later call writes nothing.
+    """
+
+    protocol = "?"  # which client protocol, for the log line
+    broken: bool = False  # an exception ended the client's stream
+    decoder: SSEDecoder
+
+    def __call__(self, data: bytes) -> list[bytes]:
+        if self.broken:
+            return []
+        try:
+            if data:
+                if self.raw is not None:
+                    self.raw += data
+                self._take(self.decoder.feed(data))
+            else:
+                self._take(self.decoder.close())
+                self._end()
+            out = self._written()
+        except Exception as e:
+            self.broken = True
+            logger.exception("codex-gateway: the %s stream callable failed; the client's stream ends", self.protocol)
+            out = self._broken(e)
+        return [out] if out else []
+
+    def _take(self, events: list[SSEEvent]) -> None:
+        """Takes the events of one read; what they make for the client waits for `_written`."""
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        """The upstream body ended: closes the answer (an error when it had no terminal event)."""
+        raise NotImplementedError
+
+    def _written(self) -> bytes:
+        """The client's bytes made since the last call, handed over."""
+        raise NotImplementedError
+
+    def _broken(self, exc: Exception) -> bytes:
+        """What was made before `exc`, then the protocol's error event (none when the answer was already over)."""
+        raise NotImplementedError
+
+
+def translation_failure(exc: BaseException) -> dict[str, Any]:
+    """The error a client gets when the gateway itself failed on an upstream answer (an OpenAI error object)."""
+    return {
+        "message": f"The gateway failed to translate the upstream answer ({type(exc).__name__}).",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+
+
+def frame(data: bytes, event: str | None = None) -> bytes:
+    """One SSE event: an `event:` line when `event` is given, the `data:` line, the blank line. `data` is one line
+    (compact JSON); an event name holding a line break would split the frame, so it is left out."""
+    if event and "\n" not in event and "\r" not in event:
+        return b"event: " + event.encode("utf-8", "replace") + b"\ndata: " + data + b"\n\n"
+    return b"data: " + data + b"\n\n"
+
+
+def encode_data(obj: Any, event: str | None = None) -> bytes:
+    """One event with compact JSON. Chat streams name no event (older OpenAI SDKs break on event names)."""
+    return frame(orjson.dumps(obj), event)
+
+
+DONE = frame(b"[DONE]")

@@ -395,6 +395,13 @@ def test_call_without_item_id_in_added_and_done_is_one_call() -> None:
     assert got.tool_calls == [{"id": "call_1", "name": "f", "arguments": "{}"}]
 
 
+def test_a_call_without_any_id_still_gets_one() -> None:
+    """A client answers a call by its id: an item with neither `call_id` nor `id` must not give it ""."""
+    item = {"type": "function_call", "name": "f", "arguments": "{}"}
+    got = run([CREATED, {"type": "response.output_item.done", "item": item}, completed()])
+    assert got.tool_calls == [{"id": "call_0", "name": "f", "arguments": "{}"}]
+
+
 @pytest.mark.parametrize("kind", ["web_search_call", "custom_tool_call", "local_shell_call"])
 def test_non_function_items_are_dropped_and_recorded(kind: str) -> None:
     item = {"id": "x_1", "type": kind, "call_id": "c", "name": "apply_patch", "input": "*** Begin"}
@@ -498,6 +505,8 @@ def test_held_back_prefix_is_released_at_the_end() -> None:
 MALFORMED = [
     ("no-type", {"foo": 1}, None),
     ("type-not-str", {"type": 5}, None),
+    ("type-is-an-object", {"type": {}}, None),  # was a TypeError (an unhashable dict key), fixed in this session
+    ("type-is-a-list", {"type": ["response.completed"]}, None),
     ("delta-not-str", {"type": "response.output_text.delta", "delta": 5}, None),
     ("item-not-dict", {"type": "response.output_item.done", "item": "x"}, None),
     ("response-not-dict", {"type": "response.completed", "response": "x"}, None),

@@ -17,15 +17,19 @@ from codex_gateway.chat.translator import ChatSSETranslator
 from codex_gateway.chat.translator import render_completion
 from codex_gateway.chat.translator import run_body
 from codex_gateway.chat.translator import translate_body
+from codex_gateway.sse import SSEDecoder
 
 from scripts.fakes import codex_events as ev
 from tests.conftest import FALLBACK_CREATED
+from tests.conftest import Boom
 from tests.conftest import ChatSummary
 from tests.conftest import chat_result
+from tests.conftest import check_chat_stream
 from tests.conftest import encode_upstream
 from tests.conftest import load_stream
 from tests.conftest import new_machine
 from tests.conftest import parse_chat_sse
+from tests.conftest import raising_after
 from tests.conftest import stream_names
 from tests.conftest import translate
 
@@ -149,7 +153,7 @@ def test_one_byte_at_a_time_gives_the_same_bytes(name: str) -> None:
 
 
 def event_reads(body: bytes) -> list[bytes]:
-    """The body one SSE event per read, as the backend writes it (the translator's text-delta lane)."""
+    """The body one SSE event per read, as the backend writes it."""
     sep = b"\r\n\r\n" if b"\r\n\r\n" in body else b"\n\n"
     return [block + sep for block in body.split(sep) if block]
 
@@ -160,21 +164,10 @@ def event_reads(body: bytes) -> list[bytes]:
 def test_one_event_per_read_writes_the_same_bytes_as_one_read(
     name: str, stop: tuple[str, ...], include_usage: bool
 ) -> None:
-    """Text deltas read one by one take the framed lane; a whole body takes the chunk dicts: same bytes."""
+    """What the backend writes (one event per read) and a whole buffered body give the client the same bytes."""
     body = load_stream(name)
     one_read = translate([body], include_usage=include_usage, stop=stop)
     assert translate(event_reads(body), include_usage=include_usage, stop=stop) == one_read
-
-
-def test_a_model_name_holding_the_frame_probe_still_writes_the_same_bytes() -> None:
-    """The frame is cut around a probe text; where the probe occurs twice (here: in the model's name), there is no
-    frame to cut and the chunks are encoded whole."""
-    from codex_gateway.chat.translator import _PROBE
-
-    body = encode_upstream(ev.text(["Hello", " there"], model=f"odd-{_PROBE}-model"))
-    framed = translate(event_reads(body), include_usage=True)
-    assert framed == translate([body], include_usage=True)
-    assert f"odd-{_PROBE}-model".encode() in framed and b'"content":" there"' in framed
 
 
 # -- validity and content ------------------------------------------------------------------------------------
@@ -355,3 +348,104 @@ def test_event_name_stands_in_for_a_missing_type() -> None:
     translator = ChatSSETranslator(ChatStream(model="m"))
     text = b"".join(translator(body) + translator(b"")).decode()
     assert '"content":"hi"' in text and '"finish_reason":"stop"' in text and text.endswith("data: [DONE]\n\n")
+
+
+# -- faults inside the gateway ----------------------------------------------------------------------------------
+
+ODD_TYPES = [b"{}", b"[]", b"1", b"null", b"true", b'["response.completed"]']
+
+
+@pytest.mark.parametrize("odd", ODD_TYPES, ids=[t.decode() for t in ODD_TYPES])
+def test_an_event_whose_type_is_no_string_is_skipped(odd: bytes) -> None:
+    body = load_stream("plain_text.sse")
+    cut = body.index(b"event: response.output_text.delta")
+    noise = b'data: {"type": ' + odd + b', "delta": "x"}\n\n'
+    assert translate([body[:cut] + noise + body[cut:]]) == whole("plain_text.sse", False)
+
+
+def broken_translator(monkeypatch: pytest.MonkeyPatch, *, after: int = 0) -> ChatSSETranslator:
+    """A translator whose state machine raises on the event after the first `after` events."""
+    machine = new_machine()
+    monkeypatch.setattr(machine, "feed", raising_after(machine.feed, after))
+    return ChatSSETranslator(machine)
+
+
+def test_an_exception_ends_the_stream_at_once_with_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    translator = broken_translator(monkeypatch, after=3)
+    body = load_stream("plain_text.sse")
+    written = translator(body)
+    got = check_chat_stream(parse_chat_sse(b"".join(written)), include_usage=False)
+    assert not got.ok and got.error == {
+        "message": "The gateway failed to translate the upstream answer (Boom).",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    assert translator.machine.error == got.error
+
+
+def test_after_an_exception_nothing_more_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    translator = broken_translator(monkeypatch)
+    translator(load_stream("plain_text.sse"))
+    assert translator(load_stream("plain_text.sse")) == [] and translator(b"") == []
+
+
+def test_an_exception_is_logged_once_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    translator = broken_translator(monkeypatch)
+    translator(load_stream("plain_text.sse"))
+    translator(load_stream("plain_text.sse"))
+    translator(b"")
+    records = [r for r in caplog.records if r.exc_info]
+    assert len(records) == 1 and records[0].exc_info is not None and records[0].exc_info[0] is Boom
+
+
+def test_an_exception_after_the_finish_chunk_still_ends_with_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer was whole before the fault (finish chunk sent): an error now would contradict it."""
+    translator = ChatSSETranslator(new_machine())
+    first = translator(load_stream("plain_text.sse"))
+    monkeypatch.setattr(SSEDecoder, "close", lambda self: 1 / 0)
+    out = b"".join(first + translator(b""))
+    assert out == whole("plain_text.sse", False)
+
+
+def test_an_exception_in_a_buffered_body_fails_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine = new_machine()
+    monkeypatch.setattr(machine, "feed", lambda event: 1 / 0)
+    chunks = run_body(machine, load_stream("plain_text.sse"))
+    assert chunks[-1]["error"]["message"] == "The gateway failed to translate the upstream answer (ZeroDivisionError)."
+
+
+def test_a_fault_in_the_read_that_finished_the_answer_still_writes_its_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine = new_machine()
+    feed = machine.feed
+
+    def feed_then_fail(event: dict[str, Any]) -> list[dict[str, Any]]:
+        if machine.done:
+            raise Boom("after the end")
+        return feed(event)
+
+    monkeypatch.setattr(machine, "feed", feed_then_fail)
+    translator = ChatSSETranslator(machine)
+    body = load_stream("plain_text.sse")
+    out = b"".join(translator(body + body) + translator(b""))  # the second answer's events hit the fault
+    assert translator.broken and out == whole("plain_text.sse", False)
+
+
+# -- TextFrame: reads holding one text delta ---------------------------------------------------------------------
+
+
+def test_one_event_reads_of_text_are_written_into_the_frame() -> None:
+    """The lane is taken (it is the point of `TextFrame`), and its bytes are the general path's."""
+    translator = ChatSSETranslator(new_machine())
+    body = load_stream("plain_text.sse")
+    out = b"".join(written for read in [*event_reads(body), b""] for written in translator(read))
+    assert translator._frame.head is not None and out == whole("plain_text.sse", False)
+
+
+def test_a_text_that_also_names_the_model_leaves_the_cut_to_a_later_chunk() -> None:
+    """The first content chunk's text occurs twice in its event (as the content and as the model): the frame is cut
+    from the next content chunk, and every event is still the general path's."""
+    body = encode_upstream(ev.text(["gpt-5-codex", " is", " here"], model="gpt-5-codex"))
+    assert translate(event_reads(body), include_usage=True) == translate([body], include_usage=True)

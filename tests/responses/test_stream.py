@@ -35,6 +35,8 @@ from scripts.fakes import codex_events as ev
 from scripts.fakes.codex_backend import FakeCodexBackend
 from scripts.fakes.codex_scripts import SSEScript
 from tests.conftest import STREAMS
+from tests.conftest import Boom
+from tests.conftest import raising_after
 from tests.conftest import sse_events
 from tests.conftest import stream_names
 
@@ -595,3 +597,68 @@ def test_codex_cli_tool_turn_through_prepare_and_pass_through(tmp_path: Path) ->
     assert [(r.status, r.error) for r in sent] == [(200, None), (200, None)]
     assert sent[0].headers["session-id"] == sent[0].json["prompt_cache_key"]
     assert [it["type"] for it in sent[1].json["input"][-3:]] == ["reasoning", "function_call", "function_call_output"]
+
+
+# -- faults inside the gateway ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("odd", [{}, [], 1, None], ids=["object", "list", "number", "null"])
+def test_an_event_whose_type_is_no_string_passes_unchanged(odd: Any) -> None:
+    event = {"type": odd, "delta": "x"}
+    out, machine = whole(upstream(TEXT[:2]) + b"data: " + orjson.dumps(event) + b"\n\n" + upstream(TEXT[2:]))
+    assert event in [data for _, data in frames(out)] and machine.status == "completed"
+
+
+def test_a_sequence_number_past_2_53_is_not_counted_on() -> None:
+    """The closing error event is numbered one past the last event: a number that could not be written is not."""
+    events = [*ev.text("Hi", status=None)]
+    events[-1] = {**events[-1], "sequence_number": 2**64 - 1}
+    out, machine = whole(upstream(events))
+    last = events_of(out)[-1]
+    assert last["type"] == "error" and last["sequence_number"] < 2**53 and not machine.broken
+
+
+def broken_pass_through(monkeypatch: pytest.MonkeyPatch, *, after: int) -> ResponsesSSEPassThrough:
+    """A pass-through that raises on the event after the first `after` events."""
+    machine = ResponsesSSEPassThrough()
+    monkeypatch.setattr(machine, "_track", raising_after(machine._track, after))
+    return machine
+
+
+def test_an_exception_ends_the_stream_at_once_with_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine = broken_pass_through(monkeypatch, after=2)
+    got = events_of(b"".join(machine(upstream(TEXT))))
+    assert [e["type"] for e in got] == [e["type"] for e in TEXT[:2]] + ["error"]
+    failure = {
+        "message": "The gateway failed to translate the upstream answer (Boom).",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    flat = {"code": None, "message": failure["message"], "param": None}
+    assert got[-1] == {"type": "error", "sequence_number": 2, **flat, "error": failure}
+    assert machine.error == failure and machine.finish_reason is None
+
+
+def test_after_an_exception_nothing_more_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    machine = broken_pass_through(monkeypatch, after=0)
+    machine(upstream(TEXT))
+    assert machine(upstream(TEXT)) == [] and machine(b"") == []
+
+
+def test_an_exception_is_logged_once_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    machine = broken_pass_through(monkeypatch, after=0)
+    machine(upstream(TEXT))
+    machine(upstream(TEXT))
+    machine(b"")
+    records = [r for r in caplog.records if r.exc_info]
+    assert len(records) == 1 and records[0].exc_info is not None and records[0].exc_info[0] is Boom
+
+
+def test_an_exception_after_the_terminal_event_adds_no_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's answer was over (response.completed framed): nothing may follow it."""
+    machine = broken_pass_through(monkeypatch, after=len(TEXT))
+    out = b"".join(machine(upstream(TEXT) + upstream(TEXT[:1])) + machine(b""))
+    assert machine.broken and out == whole(upstream(TEXT))[0]

@@ -13,7 +13,11 @@ import time
 from typing import Any
 
 from ..codex_events import chat_usage
-from ..errors import failure_status
+from ..codex_events import incomplete_finish_reason
+from ..codex_events import incomplete_reason
+from ..codex_events import stream_incomplete
+from ..codex_events import unix_time
+from ..codex_events import upstream_failure
 from .completion import completion_from_chunks
 from .stop_sequences import StopMatcher
 from .tool_calls import ToolCallSerializer
@@ -23,8 +27,6 @@ __all__ = ["ChatStream", "SKIPPED_EVENTS", "TEXT_DELTA", "completion_from_chunks
 Chunk = dict[str, Any]
 
 TEXT_DELTA = "response.output_text.delta"
-
-_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
 class ChatStream:
@@ -72,42 +74,35 @@ class ChatStream:
 
     def feed(self, event: dict[str, Any]) -> list[Chunk]:
         kind = event.get("type")
-        if kind == TEXT_DELTA and self._started and not self._terminal:
-            text = self.text_delta(event)  # hot path: a long answer is thousands of these
-            return [self._chunk({"content": text})] if text else []
-        if self._terminal:
+        # Unknown or informational events (codex.rate_limits, response.metadata) and a `type` that is no string
+        # (an upstream fault) carry nothing for the client.
+        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        if handler is None or self._terminal:
             return []
-        out: list[Chunk] = []
-        if kind in ("response.created", "response.in_progress"):
-            self._adopt_response(event.get("response"))
-        elif kind not in _HANDLERS:
-            return out  # unknown or informational (codex.rate_limits, response.metadata): nothing for the client
         if not self._started:
             # The role chunk waits for a known event, so it carries the id and time of response.created.
+            if kind in _LIFECYCLE:
+                self._adopt_response(event.get("response"))
             self._started = True
-            out.append(self._chunk({"role": "assistant", "content": ""}))
-        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
-        if handler is not None:
-            handler(self, event, out)
+            out = [self._chunk({"role": "assistant", "content": ""})]
+        else:
+            out = []
+        handler(self, event, out)
         return out
 
     def finish(self) -> list[Chunk]:
         """The upstream body ended. Without a terminal event the answer is incomplete: report an error."""
+        return self.fail(stream_incomplete())
+
+    def fail(self, error: dict[str, Any]) -> list[Chunk]:
+        """End the answer with `error` (an OpenAI error object) unless it already ended: the chunks to send."""
         if self._terminal:
             return []
         out: list[Chunk] = []
         if not self._started:
             self._started = True
             out.append(self._chunk({"role": "assistant", "content": ""}))
-        self._fail(
-            {
-                "message": "The upstream stream ended before response.completed; the answer is incomplete.",
-                "type": "server_error",
-                "param": None,
-                "code": "stream_incomplete",
-            },
-            out,
-        )
+        self._fail(error, out)
         return out
 
     # -- event handlers ---------------------------------------------------------------------------------
@@ -119,9 +114,9 @@ class ChatStream:
         if isinstance(rid, str) and rid and self.response_id is None:
             self.response_id = rid
             self.id = "chatcmpl-" + (rid[5:] if rid.startswith("resp_") else rid)
-        created = response.get("created_at")
-        if isinstance(created, int | float) and not isinstance(created, bool):
-            self.created = int(created)
+        created = unix_time(response.get("created_at"))
+        if created is not None:
+            self.created = created
         model = response.get("model")
         if isinstance(model, str) and model:
             self.model = model
@@ -136,16 +131,23 @@ class ChatStream:
         elif kind not in ("message", "reasoning"):
             self.ignored_items.append(str(kind))
 
-    @property
-    def in_text(self) -> bool:
-        """Whether a text delta may go straight to `text_delta`: the answer has started and is not over."""
-        return self._started and not self._terminal
+    def text_delta(self, event: dict[str, Any]) -> str | None:
+        """What `feed` would send for a text delta, as text: the content it adds ("" for none), the state updated
+        exactly as `feed` updates it. None, with nothing changed, when `feed` must take the event: it is no text
+        delta, or the answer has not started (the role chunk goes first) or is over. For `TextFrame` (chat/
+        translator.py), which writes the content chunk without building it."""
+        if event.get("type") != TEXT_DELTA or not self._started or self._terminal:
+            return None
+        return self._text(event)
 
-    def text_delta(self, event: dict[str, Any]) -> str:
-        """A `response.output_text.delta` event, fed while `in_text`: the content the client gets for it now ("" for
-        none). `feed` wraps it in a chunk; a streaming encoder may write it as `content_chunk(text)` directly."""
+    def _on_text_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
+        text = self._text(event)
+        if text:
+            out.append(self._chunk({"content": text}))
+
+    def _text(self, event: dict[str, Any]) -> str:
         key = (event.get("output_index"), event.get("item_id"))
-        if key != self._last_text_key:  # hot path: a long answer is thousands of deltas of one item
+        if key != self._last_text_key:  # a long answer is thousands of deltas of one item: look it up once
             self._last_text_key = key
             keys = _delta_keys(event)
             self._text_items.update(keys)
@@ -153,20 +155,9 @@ class ChatStream:
             self._fed_current = known if known is not None else []
             for k in keys:  # by output_index and by id: a finished item may carry only one of them
                 self._fed[k] = self._fed_current
-        delta = event.get("delta")
-        if not isinstance(delta, str):
-            delta = ""
+        delta = _str(event.get("delta"))
         self._fed_current.append(delta)
         return self._stop.feed(delta) if self._stop.enabled else delta
-
-    def content_chunk(self, text: str) -> Chunk:
-        """The chunk that carries `text` as content, exactly as `feed` builds it."""
-        return self._chunk({"content": text})
-
-    def _on_text_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
-        text = self.text_delta(event)
-        if text:
-            out.append(self._chunk({"content": text}))
 
     def _on_refusal_delta(self, event: dict[str, Any], out: list[Chunk]) -> None:
         self._text_items.update(_delta_keys(event))
@@ -231,29 +222,12 @@ class ChatStream:
         self._adopt_response(response)
         reason = None
         if event.get("type") == "response.incomplete" or response.get("status") == "incomplete":
-            details = response.get("incomplete_details")
-            why = details.get("reason") if isinstance(details, dict) else details
-            reason = _INCOMPLETE_REASONS.get(str(why), "length")
+            reason = incomplete_finish_reason(incomplete_reason(response))
         self.usage = chat_usage(response.get("usage"))
         self._finish(reason, out)
 
     def _on_failed(self, event: dict[str, Any], out: list[Chunk]) -> None:
-        response = event.get("response")
-        err = (response or {}).get("error") if isinstance(response, dict) else None
-        if not isinstance(err, dict):
-            err = event.get("error") if isinstance(event.get("error"), dict) else event
-        assert isinstance(err, dict)
-        code = err.get("code") if isinstance(err.get("code"), str) else None
-        message = err.get("message") if isinstance(err.get("message"), str) else None
-        self._fail(
-            {
-                "message": message or "The upstream model failed to produce an answer.",
-                "type": failure_status(code)[1],
-                "param": err.get("param") if isinstance(err.get("param"), str) else None,
-                "code": code or "upstream_error",
-            },
-            out,
-        )
+        self._fail(upstream_failure(event), out)
 
     # -- output helpers -----------------------------------------------------------------------------------
 
@@ -352,7 +326,14 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _on_lifecycle(self: ChatStream, event: dict[str, Any], out: list[Chunk]) -> None:
+    """`response.created` / `response.in_progress`: adopted by `feed` before the role chunk, nothing else."""
+
+
+_LIFECYCLE = ("response.created", "response.in_progress")
 _HANDLERS = {
+    "response.created": _on_lifecycle,
+    "response.in_progress": _on_lifecycle,
     "response.output_item.added": ChatStream._on_item_added,
     TEXT_DELTA: ChatStream._on_text_delta,
     "response.refusal.delta": ChatStream._on_refusal_delta,

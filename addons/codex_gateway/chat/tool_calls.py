@@ -49,7 +49,9 @@ class ToolCallSerializer:
 
     def added(self, item_id: str, item: dict[str, Any]) -> list[ToolDelta]:
         """A function_call item appeared (from `output_item.added`, or `.done` when no `.added` came)."""
-        call = _Call(item_id=item_id, call_id=_str(item.get("call_id")) or item_id, name=_str(item.get("name")))
+        # A client answers a call by its id: an item with neither call_id nor id still gets one.
+        call_id = _str(item.get("call_id")) or item_id or f"call_{len(self._order)}"
+        call = _Call(item_id=item_id, call_id=call_id, name=_str(item.get("name")))
         initial = item.get("arguments")
         if isinstance(initial, str) and initial:
             call.buffered.append(initial)

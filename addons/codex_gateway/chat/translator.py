@@ -1,12 +1,14 @@
 """Bytes in, bytes out: the upstream SSE body through the `ChatStream` state machine.
 
-`ChatSSETranslator` is the mitmproxy stream callable (called once per network read, then once with b""). It
-never returns b"": on an HTTP/1 chunked response an empty data event is written as the terminating chunk and
-would silently end the client's body. `translate_body` runs the same code over a whole buffered body.
+`ChatSSETranslator` is the mitmproxy stream callable (called once per network read, then once with b""; see
+`GuardedStream` for what every call promises). Every upstream event takes one path: parsed, fed to the state
+machine, each chunk it returns encoded as one `data:` event. `translate_body` and `run_body` run the same code
+over a whole buffered body.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -14,19 +16,25 @@ import orjson
 
 from ..answer import Outcome
 from ..sse import DONE
-from ..sse import RawBodyKeeper
+from ..sse import GuardedStream
 from ..sse import SSEDecoder
+from ..sse import SSEEvent
+from ..sse import encode_data
+from ..sse import translation_failure
 from .stream import TEXT_DELTA
 from .stream import ChatStream
+from .stream import Chunk
 from .stream import completion_from_chunks
 
-__all__ = ["ChatSSETranslator", "translate_body", "render_completion"]
+__all__ = ["ChatSSETranslator", "run_body", "translate_body", "render_completion"]
 
-_PROBE = "\ue000codex-gateway\ue001"  # a text no chunk holds otherwise: where a content chunk's text goes
+logger = logging.getLogger(__name__)
 
 
-class ChatSSETranslator(RawBodyKeeper):
+class ChatSSETranslator(GuardedStream):
     """Stream callable: upstream Codex SSE → chat.completion.chunk SSE, one output write per upstream read."""
+
+    protocol = "chat"
 
     def __init__(self, machine: ChatStream, *, keep_raw: bool = True) -> None:
         self.machine = machine
@@ -36,26 +44,10 @@ class ChatSSETranslator(RawBodyKeeper):
         self.bad_events = 0
         self.done_sent = False
         self.first_token_at: float | None = None  # wall time of the first chunk after the role chunk
-        self._frame: tuple[bytes, bytes] | None = None  # the content chunk around its text, once cut
-        self._frame_cut = False
-
-    def __call__(self, data: bytes) -> list[bytes]:
-        if not data:
-            out = self._encode(self._run(self.decoder.close()) + self.machine.finish())
-            if self.machine.error is None and not self.done_sent:
-                self.done_sent = True
-                out += DONE
-            return self._written(out)
-        if self.raw is not None:
-            self.raw += data
-        events = self.decoder.feed(data)
-        if not events:
-            return []
-        if len(events) == 1 and events[0].event == TEXT_DELTA and self.machine.in_text:
-            written = self._text_delta(events[0].data)
-            if written is not None:
-                return written
-        return self._written(self._encode(self._run(events)))
+        self._made: list[Chunk] = []  # chunks of the current read, until they are written
+        self._framed = b""  # the current read's content event, when `TextFrame` wrote it
+        self._frame = TextFrame()
+        self._ended = False  # the end of the upstream body (or a fault) closed the answer
 
     def outcome(self) -> Outcome:
         """How the answer ended, for the flow record (see `answer.StreamCallable`)."""
@@ -63,43 +55,36 @@ class ChatSSETranslator(RawBodyKeeper):
         error = machine.error["message"] if machine.error else None
         return Outcome(machine.finish_reason, machine.usage, machine.tool_call_names, self.first_token_at, error)
 
-    def _text_delta(self, data: str) -> list[bytes] | None:
-        """The hot path: a read holding one text delta. The state machine takes the event as `feed` would give it
-        to its text handler; the chunk is written into a frame cut from the machine's own content chunk, without
-        building the chunk. None: not a plain text delta after all, the general path takes the read."""
+    def _end(self) -> None:
+        self._made += self.machine.finish()
+        self._ended = True
+
+    def _written(self) -> bytes:
+        out = self._framed + self._encode(self._made) if self._made else self._framed
+        self._made = []
+        self._framed = b""
+        if self._ended and self.machine.error is None and not self.done_sent:
+            self.done_sent = True
+            out += DONE
+        return out
+
+    def _broken(self, exc: Exception) -> bytes:
+        """The chunks made before the fault, then one `data: {"error": ...}` event and no [DONE]. An answer that
+        had already ended (its finish chunk made) is whole: it ends as it would have, with [DONE]."""
+        self._made += self.machine.fail(translation_failure(exc))  # nothing when the answer had ended
+        self._ended = True
         try:
-            event = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
-        if type(event) is not dict or event.get("type") != TEXT_DELTA:
-            return None
-        text = self.machine.text_delta(event)
-        if not text:
-            return []
-        frame = self._frame if self._frame_cut else self._content_frame()
-        self.chunks_out += 1
-        if self.first_token_at is None and self.chunks_out > 1:
-            self.first_token_at = time.time()
-        if frame is None:  # no frame to cut (see `_content_frame`): encode the chunk itself
-            return [b"data: " + orjson.dumps(self.machine.content_chunk(text)) + b"\n\n"]
-        return [frame[0] + orjson.dumps(text) + frame[1]]
+            return self._written()
+        except Exception:  # the fault was a chunk that cannot be encoded: the error event alone
+            self.machine.error = translation_failure(exc)
+            return encode_data({"error": self.machine.error})
 
-    def _content_frame(self) -> tuple[bytes, bytes] | None:
-        """`(head, tail)` such that `head + orjson.dumps(text) + tail` is the SSE event of the machine's content chunk
-        for any `text`. Fixed once the answer has started (its id, time and model no longer change)."""
-        self._frame_cut = True
-        probe = orjson.dumps(_PROBE)
-        encoded = b"data: " + orjson.dumps(self.machine.content_chunk(_PROBE)) + b"\n\n"
-        if encoded.count(probe) == 1:  # else the probe also occurs elsewhere (in the model name?): no frame
-            head, tail = encoded.split(probe)
-            self._frame = (head, tail)
-        return self._frame
-
-    def _written(self, out: bytes) -> list[bytes]:
-        return [out] if out else []
-
-    def _run(self, events: list[Any]) -> list[dict[str, Any]]:
-        chunks: list[dict[str, Any]] = []
+    def _take(self, events: list[SSEEvent]) -> None:
+        """Feeds the events to the state machine; the chunks it returns go to `_made`."""
+        if len(events) == 1 and events[0].event == TEXT_DELTA and self._frame.head is not None:
+            if self._take_text(events[0].data):
+                return
+        made = self._made
         machine = self.machine
         feed = machine.feed
         for ev in events:
@@ -119,22 +104,77 @@ class ChatSSETranslator(RawBodyKeeper):
             if isinstance(obj, dict):
                 if "type" not in obj and ev.event:
                     obj["type"] = ev.event  # the backend repeats the type in the JSON; minimal servers may not
-                chunks += feed(obj)
-        return chunks
+                made += feed(obj)
 
-    def _encode(self, chunks: list[dict[str, Any]]) -> bytes:
-        self.chunks_out += len(chunks)
+    def _take_text(self, data: str) -> bool:
+        """A read that holds one text delta, written by `TextFrame`. False: the general path takes the read."""
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        text = self.machine.text_delta(event) if type(event) is dict else None
+        if text is None:
+            return False
+        if text:
+            self._count(1)
+            self._framed = self._frame.write(text)
+        return True
+
+    def _encode(self, chunks: list[Chunk]) -> bytes:
+        self._count(len(chunks))
+        events = [encode_data(c) for c in chunks]
+        if self._frame.head is None:
+            for chunk, event in zip(chunks, events, strict=True):
+                self._frame.learn(chunk, event)
+        return b"".join(events)
+
+    def _count(self, chunks: int) -> None:
+        self.chunks_out += chunks
         if self.first_token_at is None and self.chunks_out > 1:
             self.first_token_at = time.time()
-        dumps = orjson.dumps
-        return b"".join([b"data: " + dumps(c) + b"\n\n" for c in chunks])
+
+
+class TextFrame:
+    """The SSE event of a content-only chunk as `head + json(text) + tail`, cut from one the translator wrote.
+
+    What it buys: the backend writes a long answer as thousands of reads that each hold one text delta. Written
+    into this frame, such a read skips building the content chunk and encoding it whole: ~1.1 µs per event in the
+    callable alone; in the gateway process, 14,000 of the 218,000 instructions it spends per stream event (6.4 %,
+    callgrind) and 8-12 % of its CPU time per 1,000 stream events (timed side by side). The rule for keeping such
+    a trick is 5 %. The text is the state machine's (`ChatStream.text_delta`); the id, time and model in the frame
+    are fixed once the answer has started; a test pins one-event reads byte-equal to one-read output.
+    """
+
+    __slots__ = ("head", "tail")
+
+    def __init__(self) -> None:
+        self.head: bytes | None = None
+        self.tail = b""
+
+    def learn(self, chunk: Chunk, event: bytes) -> None:
+        """Cuts the frame from `event`, the encoding of `chunk`, if that is a content-only chunk whose text occurs in
+        it once (a text that is also, say, the model's name leaves the cut to a later chunk)."""
+        choices = chunk.get("choices")
+        if not choices or choices[0]["finish_reason"] is not None or choices[0]["delta"].keys() != {"content"}:
+            return
+        text = orjson.dumps(choices[0]["delta"]["content"])
+        if event.count(text) == 1:
+            self.head, self.tail = event.split(text)
+
+    def write(self, text: str) -> bytes:
+        assert self.head is not None
+        return self.head + orjson.dumps(text) + self.tail
 
 
 def run_body(machine: ChatStream, body: bytes) -> list[dict[str, Any]]:
     """All chunks the state machine produces for a complete upstream body (end of stream included)."""
     translator = ChatSSETranslator(machine, keep_raw=False)
-    chunks = translator._run(translator.decoder.feed(body) + translator.decoder.close())
-    return chunks + machine.finish()
+    try:
+        translator._take(translator.decoder.feed(body) + translator.decoder.close())
+    except Exception as e:  # as in the stream callable: the answer fails, nothing escapes
+        logger.exception("codex-gateway: translating a buffered chat answer failed")
+        return translator._made + machine.fail(translation_failure(e))
+    return translator._made + machine.finish()
 
 
 def translate_body(machine: ChatStream, body: bytes) -> bytes:

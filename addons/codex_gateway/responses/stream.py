@@ -14,7 +14,8 @@ are fixed on the way:
   the missing half of that shape too.
 
 Everything else is re-framed but unchanged: `event: <type>` + `data: <json as received>` + blank line. Events
-whose data is not a JSON object (`[DONE]`, junk) are dropped, as Codex itself skips them.
+whose data is not a JSON object (`[DONE]`, junk) are dropped, as Codex itself skips them. Should the gateway
+itself fail on an event, the stream ends at once with an `error` event of the same shape (see `GuardedStream`).
 
 Wiring (addon):
 
@@ -38,13 +39,22 @@ import orjson
 
 from ..answer import ClientAnswer
 from ..answer import Outcome
+from ..codex_events import STREAM_INCOMPLETE
+from ..codex_events import TERMINAL_STATUS
 from ..codex_events import chat_usage
+from ..codex_events import incomplete_finish_reason
+from ..codex_events import incomplete_reason
+from ..codex_events import stream_incomplete
+from ..codex_events import unix_time
+from ..codex_events import upstream_failure
 from ..errors import GatewayError
 from ..errors import failure_status
 from ..errors import upstream_error
-from ..sse import RawBodyKeeper
+from ..sse import GuardedStream
 from ..sse import SSEDecoder
 from ..sse import SSEEvent
+from ..sse import frame
+from ..sse import translation_failure
 
 __all__ = [
     "ResponsesSSEPassThrough",
@@ -55,17 +65,14 @@ __all__ = [
     "STREAM_INCOMPLETE",
 ]
 
-TERMINAL = ("response.completed", "response.incomplete", "response.failed")
-STREAM_INCOMPLETE = "The upstream stream ended before response.completed; the answer is incomplete."
-_INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
-_TERMINAL_STATUS = {"response.completed": "completed", "response.incomplete": "incomplete", "response.failed": "failed"}
+_LAST_SEQ = 2**53  # numbers at or above it are ignored: one past them may not be writable (see unix_time)
 
 
-class ResponsesSSEPassThrough(RawBodyKeeper):
-    """Stream callable (mitmproxy `response.stream`): called per network read, finally with b"".
+class ResponsesSSEPassThrough(GuardedStream):
+    """Stream callable (mitmproxy `response.stream`): called per network read, finally with b"" (see
+    `GuardedStream` for what every call promises)."""
 
-    Returns at most one bytes object per call and never b"" (an empty write would end a chunked HTTP/1 body).
-    """
+    protocol = "responses"
 
     def __init__(
         self, *, keep_raw: bool = True, model: str | None = None, clock: Callable[[], float] = time.time
@@ -91,18 +98,25 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
         self._index_of: dict[str, int] = {}  # item id → output_index
         self._text: dict[tuple[str, int], list[str]] = {}  # (item id, content index) → text deltas
         self._args: dict[str, list[str]] = {}  # item id → function-call argument deltas
-        self._ended = False
+        self._ended = False  # the end of the upstream body was handled
+        self._closed = False  # a terminal or error event was framed: the client's answer is over
+        self._framed: list[bytes] = []  # events of the current read, until they are written
 
     # -- stream callable --------------------------------------------------------------------------------------
 
-    def __call__(self, data: bytes) -> list[bytes]:
-        if data:
-            if self.raw is not None:
-                self.raw += data
-            out = self._run(self.decoder.feed(data))
-        else:
-            out = self._run(self.decoder.close()) + self._end()
-        return [out] if out else []
+    def _broken(self, exc: Exception) -> bytes:
+        """The events framed before the fault, then an `error` event, unless the client's answer was already over
+        (its terminal or error event framed)."""
+        if not self._closed:
+            self.status = "failed"
+            self.error = translation_failure(exc)
+            self._error_frame()
+        return self._written()
+
+    def _written(self) -> bytes:
+        framed, self._framed = self._framed, []
+        self.events_out += len(framed)
+        return b"".join(framed)
 
     # -- outcome ----------------------------------------------------------------------------------------------
 
@@ -115,7 +129,7 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
     def finish_reason(self) -> str | None:
         """The chat-style outcome for summaries: stop, tool_calls, length, content_filter; None if it failed."""
         if self.status == "incomplete":
-            return _INCOMPLETE_REASONS.get(str(self.incomplete_reason), "length")
+            return incomplete_finish_reason(self.incomplete_reason)
         if self.status != "completed":
             return None
         return "tool_calls" if self.tool_calls else "stop"
@@ -145,8 +159,9 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
 
     # -- internals --------------------------------------------------------------------------------------------
 
-    def _run(self, events: list[SSEEvent]) -> bytes:
-        out: list[bytes] = []
+    def _take(self, events: list[SSEEvent]) -> None:
+        """Tracks and frames the events (into `_framed`)."""
+        out = self._framed
         for ev in events:
             data = ev.data
             if not data or data[0] != "{":
@@ -163,23 +178,23 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
                 continue
             rewritten = self._track(obj)
             name = ev.event or obj.get("type")
-            head = b"event: " + name.encode() + b"\n" if isinstance(name, str) and name else b""
             if rewritten is not None:
                 payload = orjson.dumps(rewritten)
             elif "\n" in data:
                 payload = orjson.dumps(obj)  # multi-line data: one line is enough
             else:
                 payload = data.encode()
-            out.append(head + b"data: " + payload + b"\n\n")
-        self.events_out += len(out)
-        return b"".join(out)
+            out.append(frame(payload, name if isinstance(name, str) else None))
+            self._closed = self.done
 
     def _track(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Updates the state from one event; returns a replacement event when the event must change."""
         seq = obj.get("sequence_number")
-        if isinstance(seq, int) and not isinstance(seq, bool) and seq > self._last_seq:
+        if isinstance(seq, int) and not isinstance(seq, bool) and self._last_seq < seq < _LAST_SEQ:
             self._last_seq = seq
         kind = obj.get("type")
+        if not isinstance(kind, str):
+            return None  # passed on as it came: nothing the gateway tracks
         if kind in ("response.created", "response.in_progress", "response.queued"):
             self._adopt(obj.get("response"))
         elif kind == "response.output_item.added":
@@ -198,9 +213,9 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
         elif kind == "response.function_call_arguments.delta":
             self._first_token()
             self._args.setdefault(str(obj.get("item_id")), []).append(_str(obj.get("delta")))
-        elif isinstance(kind, str) and kind.endswith(".delta"):
+        elif kind.endswith(".delta"):
             self._first_token()
-        elif kind in TERMINAL:
+        elif kind in TERMINAL_STATUS:
             return self._terminal(obj, kind)
         elif kind == "error":
             return self._error_event(obj)
@@ -212,9 +227,8 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
         rid = response.get("id")
         if isinstance(rid, str) and rid and self.response_id is None:
             self.response_id = rid
-        created = response.get("created_at")
-        if isinstance(created, int | float) and not isinstance(created, bool) and self.created_at is None:
-            self.created_at = int(created)
+        if self.created_at is None:
+            self.created_at = unix_time(response.get("created_at"))
         model = response.get("model")
         if isinstance(model, str) and model:
             self.model = model
@@ -238,16 +252,15 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
         response = obj.get("response")
         response = dict(response) if isinstance(response, dict) else {}
         self._adopt(response)
-        status = _TERMINAL_STATUS[kind]
+        status = TERMINAL_STATUS[kind]
         self.status = status
         usage = response.get("usage")
         self.usage = usage if isinstance(usage, dict) else None
         if status == "incomplete":
-            details = response.get("incomplete_details")
-            reason = details.get("reason") if isinstance(details, dict) else details
+            reason = incomplete_reason(response)
             self.incomplete_reason = str(reason) if reason is not None else None
         elif status == "failed":
-            self.error = _failure(response.get("error"))
+            self.error = upstream_failure(obj)
         changed = False
         output = response.get("output")
         if not (isinstance(output, list) and output):
@@ -272,29 +285,25 @@ class ResponsesSSEPassThrough(RawBodyKeeper):
 
     def _error_event(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         nested = obj.get("error")
-        source = nested if isinstance(nested, dict) else obj
-        self.error = _failure(source)
+        self.error = upstream_failure(obj)
         if isinstance(nested, dict) and isinstance(obj.get("message"), str):
             return None  # already carries both shapes
-        flat = {k: self.error[k] for k in ("code", "message", "param")}
-        return {**obj, **flat, "error": dict(nested) if isinstance(nested, dict) else dict(self.error)}
+        return {**obj, **_flat(self.error), "error": dict(nested) if isinstance(nested, dict) else dict(self.error)}
 
-    def _end(self) -> bytes:
-        if self._ended or self.done:
-            self._ended = True
-            return b""
-        self._ended = True
-        self.error = {"message": STREAM_INCOMPLETE, "type": "server_error", "code": "stream_incomplete", "param": None}
-        event = {
-            "type": "error",
-            "sequence_number": self._last_seq + 1,
-            "code": "stream_incomplete",
-            "message": STREAM_INCOMPLETE,
-            "param": None,
-            "error": dict(self.error),
-        }
-        self.events_out += 1
-        return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
+    def _end(self) -> None:
+        ended, self._ended = self._ended, True
+        if not (ended or self.done):
+            self.error = stream_incomplete()
+            self._error_frame()
+
+    def _error_frame(self) -> None:
+        """Frames the `error` event for `self.error`: the documented flat fields and the nested object the real API
+        sends, numbered one past the last upstream event."""
+        assert self.error is not None
+        error = self.error
+        event = {"type": "error", "sequence_number": self._last_seq + 1, **_flat(error), "error": dict(error)}
+        self._framed.append(frame(orjson.dumps(event), "error"))
+        self._closed = True
 
     def _unfinished(self, item: dict[str, Any]) -> dict[str, Any]:
         item_id = str(item.get("id"))
@@ -325,7 +334,7 @@ def aggregate_response(body: bytes, *, model: str | None = None) -> tuple[int, d
 
 def _aggregate(machine: ResponsesSSEPassThrough) -> tuple[int, dict[str, Any]]:
     if machine.error is not None or machine.final is None:
-        err = machine.error or {"message": STREAM_INCOMPLETE, "type": "server_error", "code": "stream_incomplete"}
+        err = machine.error or stream_incomplete()
         status, etype = failure_status(err.get("code"), err.get("type"))
         failure = GatewayError(status, err["message"], type=etype, param=err.get("param"), code=err.get("code"))
         return failure.status, failure.payload()
@@ -354,9 +363,9 @@ def _aggregate(machine: ResponsesSSEPassThrough) -> tuple[int, dict[str, Any]]:
 def output_text(output: Any) -> str:
     """What the SDK's `Response.output_text` computes: every `output_text` part of every message, joined."""
     texts: list[str] = []
-    for item in output if isinstance(output, list) else ():
+    for item in _list(output):
         if isinstance(item, dict) and item.get("type") == "message":
-            for part in item.get("content") or ():
+            for part in _list(item.get("content")):
                 if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str):
                     texts.append(part["text"])
     return "".join(texts)
@@ -383,18 +392,13 @@ def buffered_answer(stream: bool, status: int, headers: Mapping[str, str], body:
     return answer
 
 
-def _failure(err: Any) -> dict[str, Any]:
-    err = err if isinstance(err, Mapping) else {}
-    code = err.get("code") if isinstance(err.get("code"), str) else None
-    message = err.get("message") if isinstance(err.get("message"), str) and err.get("message") else None
-    etype = err.get("type") if isinstance(err.get("type"), str) else None
-    _, mapped = failure_status(code, etype)
-    return {
-        "message": message or "The upstream model failed to produce an answer.",
-        "type": mapped,
-        "code": code or "upstream_error",
-        "param": err.get("param") if isinstance(err.get("param"), str) else None,
-    }
+def _flat(error: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level fields of a documented `ResponseErrorEvent`."""
+    return {"code": error["code"], "message": error["message"], "param": error["param"]}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _str(value: Any) -> str:
