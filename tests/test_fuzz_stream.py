@@ -12,6 +12,7 @@ import functools
 import json
 from typing import Any
 
+from codex_gateway.chat.answer import ChatOptions
 from codex_gateway.chat.answer import buffered_answer as chat_buffered_answer
 from codex_gateway.chat.stream import _HANDLERS as CHAT_HANDLERS
 from codex_gateway.chat.stream import SKIPPED_EVENTS
@@ -227,8 +228,7 @@ def test_any_field_any_value_chat_streamed(events: Framed, data: st.DataObject, 
 @given(events=fuzzed_fields(), stream=st.booleans())
 @FIELD_FUZZ
 def test_any_field_any_value_chat_buffered(events: Framed, stream: bool) -> None:
-    meta = {"model": "gpt-5-codex", "include_usage": False, "stop": [], "stream": stream}
-    answer = chat_buffered_answer(meta, 200, {}, framed(events))
+    answer = chat_buffered_answer(ChatOptions("gpt-5-codex", stream, False, ()), 200, {}, framed(events))
     assert not (answer.error or "").startswith(GATEWAY_FAULT)
     if stream:
         check(answer.body, False)

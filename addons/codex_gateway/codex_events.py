@@ -18,6 +18,7 @@ from .errors import failure_status
 __all__ = [
     "chat_usage",
     "unix_time",
+    "SKIPPED_EVENTS",
     "TERMINAL_STATUS",
     "STREAM_INCOMPLETE",
     "incomplete_finish_reason",
@@ -26,6 +27,21 @@ __all__ = [
     "upstream_failure",
 ]
 
+# Events that carry nothing a client answer is built from (their content comes again in the finished item, which the
+# state machines check against the deltas): a translator may drop them by their SSE name without parsing their JSON.
+SKIPPED_EVENTS = frozenset(
+    {
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.output_text.done",
+        "response.refusal.done",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_part.done",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_text.done",
+        "codex.rate_limits",
+    }
+)
 TERMINAL_STATUS = {"response.completed": "completed", "response.incomplete": "incomplete", "response.failed": "failed"}
 STREAM_INCOMPLETE = "The upstream stream ended before response.completed; the answer is incomplete."
 _EXACT = 2**53

@@ -22,14 +22,15 @@ from dataclasses import field
 from typing import Any
 
 from ..chat.stop_sequences import StopMatcher
+from ..codex_events import STREAM_INCOMPLETE
 from ..codex_events import chat_usage
+from ..codex_events import incomplete_reason
 from .request import SIGNATURE_PREFIX
 
 __all__ = ["MessageStream", "Event", "message_from_events", "failure_type", "anthropic_usage", "STREAM_INCOMPLETE"]
 
 Event = tuple[str, dict[str, Any]]  # (SSE event name, data)
 
-STREAM_INCOMPLETE = "The upstream stream ended before response.completed; the answer is incomplete."
 _INCOMPLETE = {"max_output_tokens": "max_tokens", "content_filter": "refusal"}
 
 
@@ -256,8 +257,7 @@ class MessageStream:
             self._fail({"type": "api_error", "message": message, "code": "stream_corrupted"}, out)
             return
         self._drain(out)
-        details = response.get("incomplete_details")
-        why = details.get("reason") if isinstance(details, dict) else details
+        why = incomplete_reason(response)
         if self._stop.stopped:
             self.stop_reason, self.stop_sequence = "stop_sequence", self._stop.matched
         elif event.get("type") == "response.incomplete" or response.get("status") == "incomplete":
@@ -533,19 +533,3 @@ _HANDLERS = {
     "response.failed": MessageStream._on_failed,
     "error": MessageStream._on_failed,
 }
-
-# Events that carry nothing for the answer (their content comes again in the finished item, which is checked
-# against the deltas): a translator may drop them by their SSE name without parsing their JSON.
-SKIPPED_EVENTS = frozenset(
-    {
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.output_text.done",
-        "response.refusal.done",
-        "response.reasoning_summary_part.added",
-        "response.reasoning_summary_part.done",
-        "response.reasoning_summary_text.done",
-        "response.reasoning_text.done",
-        "codex.rate_limits",
-    }
-)

@@ -18,16 +18,18 @@ from collections.abc import Callable
 import orjson
 
 from ..answer import Outcome
+from ..codex_events import SKIPPED_EVENTS
 from ..sse import RawBodyKeeper
 from ..sse import SSEDecoder
 from ..sse import SSEEvent
-from .stream import SKIPPED_EVENTS
+from ..sse import encode_data
+from ..sse import frame
 from .stream import Event
 from .stream import MessageStream
 
 __all__ = ["MessagesSSETranslator", "run_body", "translate_body", "encode_events", "PING"]
 
-PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+PING = frame(b'{"type":"ping"}', "ping")
 PING_INTERVAL = 5.0
 
 
@@ -101,8 +103,7 @@ class MessagesSSETranslator(RawBodyKeeper):
 
 def encode_events(events: list[Event]) -> bytes:
     """Anthropic's framing: every event named (the SDK dispatches on the name), one JSON data line."""
-    dumps = orjson.dumps
-    return b"".join([b"event: " + name.encode() + b"\ndata: " + dumps(data) + b"\n\n" for name, data in events])
+    return b"".join([encode_data(data, name) for name, data in events])
 
 
 def run_body(machine: MessageStream, body: bytes) -> list[Event]:

@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any
 
+from ..codex_events import SKIPPED_EVENTS
 from ..codex_events import chat_usage
 from ..codex_events import incomplete_finish_reason
 from ..codex_events import incomplete_reason
@@ -348,19 +349,4 @@ _HANDLERS = {
     "error": ChatStream._on_failed,
 }
 
-# Events that carry nothing for the chat answer (their text comes again in the finished item, which is checked
-# against the deltas): a translator may drop them by their SSE event name without parsing their JSON.
-SKIPPED_EVENTS = frozenset(
-    {
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.output_text.done",
-        "response.refusal.done",
-        "response.reasoning_summary_part.added",
-        "response.reasoning_summary_part.done",
-        "response.reasoning_summary_text.done",
-        "response.reasoning_text.done",
-        "codex.rate_limits",
-    }
-)
 _SKIPPED_ONCE_STARTED = SKIPPED_EVENTS | {"response.in_progress"}
