@@ -24,8 +24,8 @@ from mitmproxy.proxy import mode_specs
 from mitmproxy.utils import asyncio_utils
 
 from . import __version__
-from .account_commands import AccountCommands
 from .accounts.backends import check_backend
+from .accounts.commands import AccountCommands
 from .accounts.login_store import StoreUnavailable
 from .accounts.upstream_access import UpstreamAccess
 from .answer import ClientAnswer

@@ -24,16 +24,16 @@ from typing import Any
 from mitmproxy import exceptions
 from mitmproxy.utils import asyncio_utils
 
-from .accounts import manage
-from .accounts.manage import AccountError
-from .accounts.pool import AccountPool
-from .accounts.pool import format_status
-from .accounts.upstream_access import UpstreamAccess
-from .accounts.usage import QuotaReading
-from .accounts.usage import format_quota
-from .accounts.usage import refresh_quotas
-from .accounts.usage import usage_url
-from .settings import Settings
+from ..settings import Settings
+from . import manage
+from .manage import AccountError
+from .pool import AccountPool
+from .pool import format_status
+from .upstream_access import UpstreamAccess
+from .usage import QuotaReading
+from .usage import format_quota
+from .usage import refresh_quotas
+from .usage import usage_url
 
 __all__ = ["AccountCommands"]
 
