@@ -1,10 +1,12 @@
 """What every request the gateway sends to the Codex backend has in common (pure: no mitmproxy, no I/O).
 
-The backend groups the turns of one conversation by a uuid-shaped key: the body's `prompt_cache_key` and the
-`session_id` header (it routes and prompt-caches on them). When the client names none, the gateway derives one
-from the request itself, so the same conversation (or the same image prompt) gets the same key on every turn
-and on a replay. Every request translator takes its key from here; existing keys must never change, since
-recorded flows are replayed by their exact upstream bytes.
+- Instructions: the backend refuses a request without them; a client that sends none gets `DEFAULT_INSTRUCTIONS`.
+- Tool schemas: how deep a JSON schema may nest (`schema_depth`), checked by every request schema.
+- The session key: the backend groups the turns of one conversation by a uuid-shaped key, the body's
+  `prompt_cache_key` and the `session_id` header (it routes and prompt-caches on them). When the client names
+  none, the gateway derives one from the request itself, so the same conversation (or the same image prompt) gets
+  the same key on every turn and on a replay. Existing keys must never change, since recorded flows are replayed
+  by their exact upstream bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,23 @@ from typing import Any
 
 import orjson
 
-__all__ = ["conversation_key", "uuid_key"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "MAX_SCHEMA_DEPTH", "conversation_key", "schema_depth", "uuid_key"]
+
+DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
+MAX_SCHEMA_DEPTH = 100  # orjson writes at most 254 levels; real schemas are a handful deep
+
+
+def schema_depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion (a hostile schema must not blow the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_SCHEMA_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def uuid_key(data: bytes) -> str:

@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
-from codex_gateway.chat.request import DEFAULT_INSTRUCTIONS
 from codex_gateway.chat.request import CodexRequest
 from codex_gateway.chat.request import translate_chat_request
+from codex_gateway.codex_request import DEFAULT_INSTRUCTIONS
 from codex_gateway.errors import GatewayError
 
 Msg = dict[str, Any]

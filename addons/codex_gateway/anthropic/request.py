@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from ..chat.request import DEFAULT_INSTRUCTIONS
+from ..codex_request import DEFAULT_INSTRUCTIONS
 from ..codex_request import conversation_key
 from ..errors import GatewayError
 from ..errors import bad_request

@@ -25,8 +25,8 @@ from pydantic import StrictStr
 from pydantic import Tag
 from pydantic import field_validator
 
-from ..chat.schema import MAX_SCHEMA_DEPTH
-from ..chat.schema import _depth
+from ..codex_request import MAX_SCHEMA_DEPTH
+from ..codex_request import schema_depth
 
 Number = StrictInt | StrictFloat
 IMAGE_MEDIA = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -214,7 +214,7 @@ class CustomTool(_Loose):
     def _object_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
         if schema.get("type", "object") != "object":
             raise ValueError("expected a JSON Schema of type 'object' describing the tool's input")
-        if _depth(schema) > MAX_SCHEMA_DEPTH:
+        if schema_depth(schema) > MAX_SCHEMA_DEPTH:
             raise ValueError(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
         return {"type": "object", "properties": {}, **schema}
 
@@ -265,7 +265,7 @@ class JSONOutputFormat(_Loose):
     @field_validator("schema_")
     @classmethod
     def _shallow_enough(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        if _depth(schema) > MAX_SCHEMA_DEPTH:
+        if schema_depth(schema) > MAX_SCHEMA_DEPTH:
             raise ValueError(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
         return schema
 

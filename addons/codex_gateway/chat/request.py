@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ..codex_request import DEFAULT_INSTRUCTIONS
 from ..codex_request import conversation_key
 from ..errors import GatewayError
 from ..errors import bad_request
@@ -29,9 +30,8 @@ from .schema import TextPart
 from .schema import ToolMessage
 from .schema import UserMessage
 
-__all__ = ["CodexRequest", "translate_chat_request", "DEFAULT_INSTRUCTIONS"]
+__all__ = ["CodexRequest", "translate_chat_request"]
 
-DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 MAX_STOP_SEQUENCES = 4
 
 

@@ -23,24 +23,11 @@ from pydantic import StrictInt
 from pydantic import StrictStr
 from pydantic import field_validator
 
+from ..codex_request import MAX_SCHEMA_DEPTH
+from ..codex_request import schema_depth
+
 Number = StrictInt | StrictFloat
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp")
-MAX_SCHEMA_DEPTH = 100  # orjson writes at most 254 levels; real schemas are a handful deep
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value, without recursion (a hostile schema must not blow the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_SCHEMA_DEPTH:
-            break
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return deepest
-
-
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
@@ -162,7 +149,7 @@ class FunctionDef(_Loose):
             return None
         if schema.get("type", "object") != "object":
             raise ValueError("expected a JSON Schema of type 'object' describing the function's arguments")
-        if _depth(schema) > MAX_SCHEMA_DEPTH:
+        if schema_depth(schema) > MAX_SCHEMA_DEPTH:
             raise ValueError(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
         return {"type": "object", "properties": {}, **schema}
 
@@ -200,7 +187,7 @@ class JSONSchemaFormat(_Loose):
     @field_validator("schema_")
     @classmethod
     def _shallow_enough(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
-        if schema is not None and _depth(schema) > MAX_SCHEMA_DEPTH:
+        if schema is not None and schema_depth(schema) > MAX_SCHEMA_DEPTH:
             raise ValueError(f"the schema nests deeper than {MAX_SCHEMA_DEPTH} levels")
         return schema
 

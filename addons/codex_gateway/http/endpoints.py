@@ -27,9 +27,9 @@ from ..anthropic.translator import MessagesSSETranslator
 from ..chat.answer import ChatOptions
 from ..chat.answer import buffered_answer as chat_buffered_answer
 from ..chat.answer import machine_for
-from ..chat.request import DEFAULT_INSTRUCTIONS
 from ..chat.request import translate_chat_request
 from ..chat.translator import ChatSSETranslator
+from ..codex_request import DEFAULT_INSTRUCTIONS
 from ..codex_request import uuid_key
 from ..errors import GatewayError
 from ..errors import bad_request
