@@ -36,6 +36,7 @@ FULL = FlowRecord(
     model="gpt-5.4",
     requested_model="gpt-5.4-high",
     name_effort="high",
+    model_served="gpt-5.4-2026-03-05",
     stream=True,
     include_usage=True,
     stop=["END"],

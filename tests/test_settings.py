@@ -84,6 +84,8 @@ def test_every_option_is_registered_with_help() -> None:
         "gateway_state",
         "gateway_state_prefix",
         "gateway_state_secret",
+        "gateway_usage_log",
+        "gateway_log_days",
     }
     assert all(help_text for _, _, help_text in added.values())
 
@@ -143,6 +145,7 @@ def test_without_codex_proxy_the_environment_decides(monkeypatch: pytest.MonkeyP
         ProxyURL("http", "env-proxy", 8080),
         None,
     )
+    assert (s.usage_log, s.log_days) == (True, 30)
 
 
 def test_homes_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -209,6 +212,7 @@ BAD = [
     pytest.param({"gateway_body_limit": "-5m"}, "gateway_body_limit", id="body limit negative"),
     pytest.param({"codex_idle_timeout": 0}, "codex_idle_timeout", id="idle timeout zero"),
     pytest.param({"codex_idle_timeout": -1}, "codex_idle_timeout", id="idle timeout negative"),
+    pytest.param({"gateway_log_days": -1}, "gateway_log_days", id="log days negative"),
     pytest.param({"gateway_cors_origins": ["app.example"]}, "gateway_cors_origins", id="cors bare host"),
     pytest.param(
         {"gateway_cors_origins": ["https://ok.example", "app.example"]},

@@ -59,10 +59,12 @@ from .http.listeners import DEFAULT_LISTEN
 from .http.listeners import DefaultListenerErrors
 from .http.listeners import public_listeners
 from .http.routes import check_body
+from .http.routes import local_route
 from .http.routes import model_id
 from .http.routes import route_for
 from .http.upstream_request import rewrite_in_place
 from .inspect import commands
+from .inspect.observer import Observer
 from .inspect.summary import annotate
 from .inspect.summary import client_name
 from .inspect.summary import remember_upstream_body
@@ -100,6 +102,7 @@ class CodexGateway:
         self._deferred: dict[str, ClientAnswer] = {}
         self.writer = AnswerWriter(self._deferred)
         self.account_commands = AccountCommands(lambda: self.access, lambda: self.settings)
+        self.observer = Observer()  # request log, metrics, health/status/metrics/page answers
 
     # -- options ----------------------------------------------------------------------------------------
 
@@ -141,6 +144,7 @@ class CodexGateway:
         assert self.catalog is not None
         self.catalog.aliases = settings.model_aliases
         self.settings = settings
+        self.observer.configure(settings)
         if "codex_idle_timeout" in updated:
             # mitmproxy closes a connection after tcp_timeout seconds without traffic: a stalled upstream stream
             # is then cut off towards the client (an incomplete chunked body, never a clean finish).
@@ -177,6 +181,7 @@ class CodexGateway:
             "codex-gateway %s: /v1/chat/completions → %s", __version__, self.settings.upstream_url("/responses")
         )
         commands.running()  # inspection: the summary column in mitmweb's flow list
+        self.observer.running()  # the request log starts writing
 
     # -- hooks ------------------------------------------------------------------------------------------
 
@@ -252,7 +257,7 @@ class CodexGateway:
             if self.access is not None:
                 self.access.release(flow.id)
             record.finished_at = time.time()
-            annotate(flow)  # which also redacts the request's credentials
+            self._finished(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
         record = record_of(flow)
@@ -266,7 +271,13 @@ class CodexGateway:
         if self.gate is not None:
             proxy_flows.name_failure(flow, self.gate)  # mitmproxy's message does not say a proxy was involved
         record.error = flow.error.msg if flow.error else "unknown error"
+        self._finished(flow)
+
+    def _finished(self, flow: http.HTTPFlow) -> None:
+        """A gateway flow ended: its summary (which also redacts the request's credentials), then the metrics and
+        the request log."""
         annotate(flow)
+        self.observer.record(flow)
 
     def http_connect_upstream(self, flow: http.HTTPFlow) -> None:
         if self.gate is not None:
@@ -285,8 +296,12 @@ class CodexGateway:
             requested = client_headers.get("access-control-request-headers")
             flow.response = http.Response.make(204, b"", preflight_headers(origin, requested))
             return
-        self._check_key(flow, settings.api_key)
         path = request.path
+        local = local_route(method, path)
+        if local is not None:  # the gateway's own pages: each checks the key as its clients send it
+            await self.observer.answer(flow, local, settings, self.access, self.catalog)
+            return
+        self._check_key(flow, settings.api_key)
         route = route_for(method, path)
         if route in (Route.MODELS, Route.MODEL):
             await self._answer_models(flow, route, origin, anthropic="anthropic-version" in client_headers)
@@ -358,14 +373,13 @@ class CodexGateway:
         flow.response = json_response(200, payload, origin)
         self._record_local(flow, route, client_name(flow.request.headers, None), models_source=self.catalog.source)
 
-    @staticmethod
-    def _record_local(flow: http.HTTPFlow, route: Route, client: str, **fields: Any) -> None:
+    def _record_local(self, flow: http.HTTPFlow, route: Route, client: str, **fields: Any) -> None:
         """The record of a request the gateway answered itself, successfully."""
         record = FlowRecord(
             endpoint=route, started=flow.request.timestamp_start, client=client, finished_at=time.time(), **fields
         )
         set_record(flow, record).record_answer(200)
-        annotate(flow)
+        self._finished(flow)
 
     def _error_answer(self, flow: http.HTTPFlow, err: GatewayError) -> ClientAnswer:
         """Anthropic clients get Anthropic's error envelope, everyone else OpenAI's."""
@@ -415,6 +429,7 @@ class CodexGateway:
         return final.body
 
     async def done(self) -> None:
+        self.observer.close()  # writes the rows still queued
         if self.access is not None:
             await self.access.aclose()
 
@@ -433,7 +448,7 @@ class CodexGateway:
         record.record_answer(answer.status)
         record.error = answer.error
         record.finished_at = time.time()
-        annotate(flow)
+        self._finished(flow)
 
     def _defer_answer(self, flow: http.HTTPFlow, answer: ClientAnswer) -> None:
         """Records the client's answer; `AnswerWriter` puts it in the flow after mitmproxy's Save addon ran,

@@ -27,6 +27,7 @@ class Outcome:
     tool_calls: list[str] = field(default_factory=list)
     first_token_at: float | None = None  # wall time of the first content sent (streamed answers)
     error: str | None = None  # the answer's own error message (an error event, an upstream error)
+    model: str | None = None  # the model upstream says answered, when it says (for the request log)
 
 
 @dataclass
@@ -39,13 +40,14 @@ class ClientAnswer:
     usage: dict[str, Any] | None = None
     tool_calls: list[str] = field(default_factory=list)
     error: str | None = None
+    model: str | None = None  # the model upstream says answered (for the request log)
 
     @classmethod
     def from_error(cls, err: GatewayError) -> ClientAnswer:
         return cls(err.status, "application/json", err.body(), dict(err.headers), error=err.message)
 
     def outcome(self) -> Outcome:
-        return Outcome(self.finish_reason, self.usage, self.tool_calls, None, self.error)
+        return Outcome(self.finish_reason, self.usage, self.tool_calls, None, self.error, self.model)
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ says something, see `_NULL_KEPT`):
 | `original_request` | the client's request (`OriginalRequest`): method, path, headers (credentials redacted), body |
 | `model`, `stream`, `include_usage`, `stop` | the model that serves (see `model_names`); as requested (chat) |
 | `requested_model`, `name_effort` | the client's model name, if it stood for another; the effort the name set |
+| `model_served` | the model the upstream says answered, when it says (the request log keeps it) |
 | `messages`, `tools`, `dropped`, `stripped_ids` | counts; parameters dropped; item ids stripped (responses) |
 | `session_id`, `session_headers` | the `prompt_cache_key` sent as `session_id`; the session headers sent upstream |
 | `images` | the images request (`images.job.ImageJob`) |
@@ -116,6 +117,7 @@ class FlowRecord:
     model: str | None = None
     requested_model: str | None = None
     name_effort: str | None = None
+    model_served: str | None = None
     stream: bool | None = None
     include_usage: bool | None = None
     stop: list[str] | None = None
@@ -196,6 +198,8 @@ class FlowRecord:
             self.first_token_at = outcome.first_token_at
         if outcome.error:
             self.error = outcome.error
+        if outcome.model:
+            self.model_served = outcome.model
 
     # -- saved form --------------------------------------------------------------------------------------------
 
@@ -310,6 +314,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "model": _text,
     "requested_model": _text,
     "name_effort": _text,
+    "model_served": _text,
     "stream": _flag,
     "include_usage": _flag,
     "stop": _texts,

@@ -108,6 +108,8 @@ _OPTIONS: list[tuple[str, Any, Any, str]] = [
         None,
         "Passphrase that encrypts tokens at rest in the shared Redis (env CODEX_GATEWAY_STATE_SECRET).",
     ),
+    ("gateway_usage_log", bool, True, "Log every finished request to gateway_home/usage.sqlite3 (no tokens in it)."),
+    ("gateway_log_days", int, 30, "Days the request log keeps its rows (0: keep them all); pruned daily."),
 ]
 
 
@@ -129,6 +131,8 @@ class Settings:
     model_aliases: dict[str, str] = field(default_factory=dict, hash=False)
     proxy: ProxyConfig = DIRECT
     state: StateConfig = StateConfig()
+    usage_log: bool = True
+    log_days: int = 30
 
     def upstream_url(self, path: str) -> str:
         return f"{self.upstream.scheme}://{self.upstream.netloc}{self.upstream.path.rstrip('/')}{path}"
@@ -159,6 +163,8 @@ def parse_settings(options: Any) -> Settings:
         raise ValueError("gateway_body_limit must be positive")
     if options.codex_idle_timeout <= 0:
         raise ValueError("codex_idle_timeout must be positive")
+    if options.gateway_log_days < 0:
+        raise ValueError("gateway_log_days must be 0 (keep every row) or more")
     for origin in options.gateway_cors_origins:
         parts = urlsplit(origin)
         if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
@@ -188,6 +194,8 @@ def parse_settings(options: Any) -> Settings:
         model_aliases=parse_aliases(options.codex_model_aliases),
         proxy=proxy_config(options.codex_proxy, options.codex_no_proxy, os.environ),
         state=state,
+        usage_log=options.gateway_usage_log,
+        log_days=int(options.gateway_log_days),
     )
 
 

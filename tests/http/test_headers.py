@@ -163,6 +163,8 @@ def settings(upstream: str = "https://chatgpt.com/backend-api/codex") -> Setting
             gateway_state="",
             gateway_state_prefix="codex-gateway",
             gateway_state_secret=None,
+            gateway_usage_log=True,
+            gateway_log_days=30,
         )
     )
 

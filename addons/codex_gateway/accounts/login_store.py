@@ -65,6 +65,8 @@ class LoginStore(abc.ABC):
         self.http = http
         self.problem: str | None = None  # why the store holds no usable login (safe to show)
         self.last_error: str | None = None  # the last refresh failure (safe to show)
+        self.refreshes = 0  # refreshes done by this process, and failed ones (for /metrics)
+        self.refresh_failures = 0
         self._lock = asyncio.Lock()
         self._dead_refresh: str | None = None  # fingerprint of a refresh token the issuer rejected for good
         self._retry_at = 0.0  # transient-failure backoff
@@ -212,6 +214,7 @@ class LoginStore(abc.ABC):
             raise self._no_login()
         if rejected is not None:
             self._reactive = (fingerprint(fresh.access_token), self.clock())
+        self.refreshes += 1
         logger.info("refreshed the ChatGPT token of %s", fresh.label)
         return fresh.credentials()
 
@@ -236,6 +239,7 @@ class LoginStore(abc.ABC):
                     logger.info("tokens of %s were rotated by another process; using them", again.label)
                     self.last_error = None
                     return again.credentials()
+        self.refresh_failures += 1
         if exc.permanent:
             self._dead_refresh = fingerprint(record.refresh_token)
             logger.error("the ChatGPT login of %s is no longer valid: %s", record.label, exc.message)

@@ -289,6 +289,8 @@ class AccountPool:
                     "pinned": account.key == selection.pinned,
                     "excluded": account.key in selection.excluded,
                     "problem": store.problem or store.last_error,
+                    "refreshes": sum(s.refreshes for s in account.stores),
+                    "refresh_failures": sum(s.refresh_failures for s in account.stores),
                 }
             )
         return rows

@@ -59,4 +59,5 @@ def _with_outcome(answer: ClientAnswer, machine: ChatStream) -> ClientAnswer:
     answer.finish_reason = machine.finish_reason
     answer.usage = machine.usage
     answer.tool_calls = list(machine.tool_call_names)
+    answer.model = machine.model
     return answer

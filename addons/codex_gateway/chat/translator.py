@@ -53,7 +53,9 @@ class ChatSSETranslator(GuardedStream):
         """How the answer ended, for the flow record (see `answer.StreamCallable`)."""
         machine = self.machine
         error = machine.error["message"] if machine.error else None
-        return Outcome(machine.finish_reason, machine.usage, machine.tool_call_names, self.first_token_at, error)
+        return Outcome(
+            machine.finish_reason, machine.usage, machine.tool_call_names, self.first_token_at, error, machine.model
+        )
 
     def _end(self) -> None:
         self._made += self.machine.finish()

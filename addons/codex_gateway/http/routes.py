@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from urllib.parse import unquote
 
 from ..errors import GatewayError
 from ..flow_record import Route
 
-__all__ = ["Route", "route_for", "model_id", "check_body"]  # Route: declared with the flow record, which keeps it
+# Route: declared with the flow record, which keeps it
+__all__ = ["Route", "LocalRoute", "route_for", "local_route", "model_id", "check_body"]
+
+
+class LocalRoute(Enum):
+    """The gateway's own pages (inspect/observer.py): answered locally, never forwarded, never in a flow record."""
+
+    HEALTH = "gateway.health"
+    STATUS = "gateway.status"
+    METRICS = "gateway.metrics"
+    STATUS_PAGE = "gateway.page"
 
 
 # path (without the optional /v1 prefix) → (route, allowed method)
@@ -21,6 +32,27 @@ _ROUTES: dict[str, tuple[Route, str]] = {
     "/messages": (Route.MESSAGES, "POST"),
     "/messages/count_tokens": (Route.COUNT_TOKENS, "POST"),
 }
+
+
+_LOCAL: dict[str, LocalRoute] = {
+    "/_gateway/health": LocalRoute.HEALTH,
+    "/_gateway/status": LocalRoute.STATUS,
+    "/_gateway": LocalRoute.STATUS_PAGE,
+    "/metrics": LocalRoute.METRICS,
+}
+_LOCAL_PREFIXES = ("/_gateway", "/metrics")
+
+
+def local_route(method: str, path: str) -> LocalRoute | None:
+    """The gateway's own health, status, metrics and status page (GET or HEAD); None for every other path."""
+    if not path.startswith(_LOCAL_PREFIXES):  # the API's paths leave here, after one string comparison
+        return None
+    route = _LOCAL.get(path.split("?", 1)[0].rstrip("/"))
+    if route is not None and method.upper() not in ("GET", "HEAD"):
+        raise GatewayError(
+            405, f"Method {method} is not allowed here; use GET.", code="method_not_allowed", headers={"allow": "GET"}
+        )
+    return route
 
 
 def _bare(path: str) -> str:

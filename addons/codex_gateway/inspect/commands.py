@@ -2,10 +2,12 @@
 
 Commands (each takes flows: `@all`, `@focus`, `@marked`, or a filter such as `~comment OpenClaw`):
 
-- `codex.usage <flows>`: a token table per model and account (requests, failures, input/cached/output/reasoning
-  tokens) over the gateway flows among them.
+- `codex.usage <flows> [--since 7d] [--until …] [--by model|day|account|client|run]`: a token table per model and
+  account (requests, failures, input/cached/output/reasoning tokens) over the gateway flows among them; with
+  `--since` or `--until`, from the request log (`gateway_home/usage.sqlite3`) instead, flows not in view included.
 - `codex.summary <flows>`: one line per gateway flow (time and summary), e.g. to copy into a bug report.
-- `codex.runs <flows>`: requests grouped by run (OpenClaw's `traceparent` trace id): tool calls and tokens.
+- `codex.runs <flows> [--since 7d] [--until …]`: requests grouped by run (OpenClaw's `traceparent` trace id): tool
+  calls and tokens; with `--since`/`--until`, from the request log.
 - `codex.annotate <flows>`: recompute comments and marks (e.g. for flows read from an older capture).
 
 `load(loader)` registers the commands and the content views; `running()` adds the `comment` column to mitmweb's
@@ -14,11 +16,14 @@ flow list. The gateway addon calls both from its own `load` and `running` hooks.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import command
@@ -29,12 +34,31 @@ from mitmproxy.hooks import UpdateHook
 
 from ..flow_record import FlowRecord
 from . import contentviews
+from . import usage_report
 from .summary import annotate as annotate_flow
 from .summary import chat_record_of
 
-__all__ = ["load", "running", "usage_table", "summary_lines", "runs_table", "usage", "summary", "runs", "annotate"]
+__all__ = [
+    "load",
+    "running",
+    "use_database",
+    "usage_table",
+    "summary_lines",
+    "runs_table",
+    "usage",
+    "summary",
+    "runs",
+    "annotate",
+    "parse_range",
+]
 
 WEB_COLUMN = "comment"
+_database: Path | None = None  # the request log, set by the gateway's configure (None: off)
+
+
+def use_database(path: Path | None) -> None:
+    global _database
+    _database = path
 
 
 # -- pure helpers over flow records ----------------------------------------------------------------------
@@ -134,9 +158,9 @@ def _table(header: list[str], rows: list[list[str]], left: frozenset[int] | set[
 
 
 @command.command("codex.usage")
-def usage(flows: Sequence[flow.Flow]) -> str:
-    """Token usage of the given gateway flows, per model and account."""
-    return _report(flows, lambda items: usage_table(r for _, r in items))
+def usage(flows: Sequence[flow.Flow], *options: str) -> str:
+    """Token usage of the given gateway flows, per model and account; with --since/--until, from the request log."""
+    return _report(flows, lambda items: usage_table(r for _, r in items), options, _usage_from_log)
 
 
 @command.command("codex.summary")
@@ -146,15 +170,98 @@ def summary(flows: Sequence[flow.Flow]) -> str:
 
 
 @command.command("codex.runs")
-def runs(flows: Sequence[flow.Flow]) -> str:
-    """Gateway flows grouped by agent run (the traceparent trace id)."""
-    return _report(flows, lambda items: runs_table(r for _, r in items))
+def runs(flows: Sequence[flow.Flow], *options: str) -> str:
+    """Gateway flows grouped by agent run (the traceparent trace id); with --since/--until, from the request log."""
+    return _report(flows, lambda items: runs_table(r for _, r in items), options, _runs_from_log)
 
 
-def _report(flows: Sequence[flow.Flow], render: Callable[[list[tuple[flow.Flow, FlowRecord]]], str]) -> str:
-    """`render` over the gateway chat flows among `flows`, or a note that there are none."""
+LogReport = Callable[[sqlite3.Connection, float, float, str], str]
+
+
+def _report(
+    flows: Sequence[flow.Flow],
+    render: Callable[[list[tuple[flow.Flow, FlowRecord]]], str],
+    options: Sequence[str] = (),
+    from_log: LogReport | None = None,
+) -> str:
+    """`render` over the gateway chat flows among `flows`, or a note that there are none; with --since/--until
+    among `options`, `from_log` over the request log instead."""
+    if from_log is not None:
+        try:
+            span = parse_range(options)
+        except ValueError as e:
+            return str(e)
+        if span is not None:
+            return _from_database(lambda conn: from_log(conn, *span))
     items = chat_records(flows)
     return render(items) if items else "no gateway chat flows selected"
+
+
+def _usage_from_log(conn: sqlite3.Connection, since: float, until: float, by: str) -> str:
+    return usage_report.format_table(usage_report.summarize(conn, since, until, by), by)
+
+
+def _runs_from_log(conn: sqlite3.Connection, since: float, until: float, by: str) -> str:
+    return _db_runs_table(usage_report.runs(conn, since, until))
+
+
+def parse_range(options: Sequence[str], now: float | None = None) -> tuple[float, float, str] | None:
+    """`--since 7d`, `--since=2026-11-01`, `--until …`, `--by day` (also without the dashes) → (since, until, by);
+    None when neither --since nor --until is given (the flows in view answer then). Raises ValueError."""
+    values: dict[str, str] = {}
+    pending: str | None = None
+    for option in options:
+        if pending is not None:
+            values[pending], pending = option, None
+            continue
+        name, eq, value = option.lstrip("-").partition("=")
+        if name not in ("since", "until", "by"):
+            raise ValueError(f"unknown option {option!r}: use --since 7d, --until 2026-11-01, --by model")
+        if eq:
+            values[name] = value
+        else:
+            pending = name
+    if pending is not None:
+        raise ValueError(f"--{pending} needs a value")
+    if "since" not in values and "until" not in values:
+        return None
+    now = time.time() if now is None else now
+    by = values.get("by", "model")
+    if by not in usage_report.GROUPS:
+        raise ValueError(f"--by must be one of {', '.join(usage_report.GROUPS)}")
+    since = usage_report.parse_when(values["since"], now) if "since" in values else 0.0
+    until = usage_report.parse_when(values["until"], now, end=True) if "until" in values else now + 1
+    return since, until, by
+
+
+def _from_database(report: Callable[[sqlite3.Connection], str]) -> str:
+    """A report from the request log (read here, on the caller's thread: a command is one person's click)."""
+    if _database is None:
+        return "the request log is off (gateway_usage_log=false)"
+    try:
+        with closing(usage_report.open_log(_database)) as conn:
+            return report(conn)
+    except (OSError, sqlite3.Error) as e:
+        return f"cannot read the request log {_database}: {e}"
+
+
+def _db_runs_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no requests in this time range"
+    header = ["run", "client", "requests", "failed", "input", "output", "tool calls"]
+    body = [
+        [
+            str(r["run"])[:16],
+            str(r["clients"] or "?"),
+            str(r["requests"]),
+            str(r["failures"] or 0),
+            f"{r['input_tokens'] or 0:,}",
+            f"{r['output_tokens'] or 0:,}",
+            str(r["tool_calls"] or 0),
+        ]
+        for r in rows
+    ]
+    return _table(header, body, left={0, 1})
 
 
 @command.command("codex.annotate")

@@ -146,7 +146,7 @@ class ResponsesSSEPassThrough(GuardedStream):
     def outcome(self) -> Outcome:
         """How the answer ended, for the flow record (see `answer.StreamCallable`)."""
         failed = self.error.get("message") if self.error else None
-        return Outcome(self.finish_reason, self.summary_usage, self.tool_calls, self.first_token_at, failed)
+        return Outcome(self.finish_reason, self.summary_usage, self.tool_calls, self.first_token_at, failed, self.model)
 
     def output_items(self) -> list[dict[str, Any]]:
         """The answer's output items in `output_index` order: finished items, and unfinished ones as far as they
@@ -389,6 +389,7 @@ def buffered_answer(stream: bool, status: int, headers: Mapping[str, str], body:
     answer.finish_reason = machine.finish_reason
     answer.usage = machine.summary_usage
     answer.tool_calls = machine.tool_calls
+    answer.model = machine.model
     return answer
 
 

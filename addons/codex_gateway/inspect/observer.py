@@ -1,0 +1,254 @@
+"""The addon's observability glue: every finished gateway flow goes to the metrics and the request log, and the
+gateway's own pages are answered here: `/_gateway/health`, `/_gateway/status`, `/metrics` and `/_gateway/`.
+
+The addon calls `configure(settings)`, `record(flow)` when a gateway flow ends, `answer(...)` for a local route
+and `close()` on shutdown. Reading the database (status, page) runs on a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+import orjson
+from mitmproxy import http
+
+from .. import __version__
+from ..errors import GatewayError
+from ..http.routes import LocalRoute
+from . import commands
+from . import usage_report
+from .metrics import GatewayMetrics
+from .metrics import render
+from .status_page import PAGE_HEADERS
+from .status_page import PageData
+from .status_page import render_page
+from .usage_log import DB_NAME
+from .usage_log import UsageLog
+from .usage_row import row_from_flow
+
+if TYPE_CHECKING:
+    from ..accounts.upstream_access import UpstreamAccess
+    from ..model_catalog import ModelCatalog
+    from ..settings import Settings
+
+__all__ = ["Observer", "public_account", "key_matches"]
+
+logger = logging.getLogger(__name__)
+
+PAGE_DAYS = 14
+PAGE_RECENT = 50
+_REMEMBERED = 1024  # flow ids recorded lately: a flow that ends twice (an error after its answer) counts once
+# What an account row may show (pool.status() also has the account id and the file path: not for a web page).
+_PUBLIC_ACCOUNT_KEYS = (
+    "label",
+    "email",
+    "plan",
+    "source",
+    "token_expires_at",
+    "last_refresh",
+    "quota",
+    "cooldown_until",
+    "cooldown_reason",
+    "login_required",
+    "problem",
+    "refreshes",
+    "refresh_failures",
+)
+
+
+def public_account(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: row.get(key) for key in _PUBLIC_ACCOUNT_KEYS}
+
+
+def key_matches(headers: http.Headers, key: str) -> bool:
+    """The gateway key as `Authorization: Bearer <key>`, `x-api-key`, or HTTP Basic with the key as password
+    (what a browser sends after the page's challenge; the user name is ignored)."""
+    auth = headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    given = headers.get("x-api-key", "")
+    if scheme.lower() == "bearer":
+        given = value.strip()
+    elif scheme.lower() == "basic":
+        try:
+            given = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            given = ""
+    return hmac.compare_digest(given.encode(), key.encode())
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.metrics = GatewayMetrics()
+        self.log: UsageLog | None = None
+        self._wanted: tuple[Path, int] | None = None  # (database, days kept), or None: no request log
+        self._running = False
+        self._recorded: OrderedDict[str, None] = OrderedDict()
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+
+    def configure(self, settings: Settings) -> None:
+        """Which request log to keep (`gateway_home`, on or off, how long); opened once the gateway runs."""
+        self._wanted = (settings.gateway_home / DB_NAME, settings.log_days) if settings.usage_log else None
+        commands.use_database(self._wanted[0] if self._wanted else None)
+        if self._running:
+            self._apply()
+
+    def running(self) -> None:
+        """From the addon's `running`: only a running gateway writes (a test's or a checker's addon never does)."""
+        self._running = True
+        self._apply()
+
+    def _apply(self) -> None:
+        wanted, log = self._wanted, self.log
+        if log is not None and wanted is not None and log.path == wanted[0]:
+            log.keep_days = wanted[1]  # read by the writer at its next housekeeping
+            return
+        self.close()
+        if wanted is not None:
+            self.log = UsageLog(wanted[0], keep_days=wanted[1])
+            self.log.start()
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    # -- every finished gateway flow --------------------------------------------------------------------------
+
+    def record(self, flow: http.HTTPFlow) -> None:
+        if flow.id in self._recorded:
+            return
+        row = row_from_flow(flow)
+        if row is None:
+            return
+        self._recorded[flow.id] = None
+        if len(self._recorded) > _REMEMBERED:
+            self._recorded.popitem(last=False)
+        self.metrics.observe(row)
+        if self.log is not None:
+            self.log.submit(row)
+
+    # -- the local routes -------------------------------------------------------------------------------------
+
+    async def answer(
+        self,
+        flow: http.HTTPFlow,
+        route: LocalRoute,
+        settings: Settings,
+        access: UpstreamAccess | None,
+        catalog: ModelCatalog | None,
+    ) -> None:
+        key = settings.api_key
+        if route is LocalRoute.HEALTH:
+            flow.response = _json(200, {"status": "ok"})
+        elif key and not key_matches(flow.request.headers, key):
+            flow.response = _unauthorized(browser=route is LocalRoute.STATUS_PAGE)
+        elif route is LocalRoute.METRICS:
+            flow.response = self._metrics(access, catalog)
+        elif route is LocalRoute.STATUS:
+            flow.response = _json(200, await self._status(flow, settings, access, catalog))
+        else:
+            page = PageData(
+                version=__version__,
+                started_at=self.metrics.started_at,
+                upstream=settings.upstream_url(""),
+                listen=_listen(flow),
+                accounts=[public_account(row) for row in access.pool.status()] if access else [],
+            )
+            await asyncio.to_thread(self._read_page_data, page)
+            flow.response = http.Response.make(200, render_page(page), PAGE_HEADERS)
+
+    def _metrics(self, access: UpstreamAccess | None, catalog: ModelCatalog | None) -> http.Response:
+        body, content_type = render(
+            self.metrics,
+            known_model=(lambda model: catalog.lookup(model) is not None) if catalog else (lambda model: False),
+            accounts=access.pool.status() if access else (),
+            log_state=self.log.state() if self.log else None,
+            version=__version__,
+        )
+        return http.Response.make(200, body, {"content-type": content_type, "cache-control": "no-store"})
+
+    async def _status(
+        self, flow: http.HTTPFlow, settings: Settings, access: UpstreamAccess | None, catalog: ModelCatalog | None
+    ) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "version": __version__,
+            "started_at": self.metrics.started_at,
+            "uptime_seconds": round(now - self.metrics.started_at, 3),
+            "listen": _listen(flow),
+            "upstream": settings.upstream_url(""),
+            "accounts": [public_account(row) for row in access.pool.status()] if access else [],
+            "models": catalog.status() if catalog else None,
+            "database": await asyncio.to_thread(self._database_state),
+        }
+
+    # -- worker-thread parts ------------------------------------------------------------------------------------
+
+    def _database_state(self) -> dict[str, Any] | None:
+        log = self.log
+        if log is None:
+            return None
+        log.flush(2.0)
+        state = log.state()
+        try:
+            with closing(usage_report.open_log(log.path)) as conn:
+                state["totals"] = usage_report.totals(conn)
+        except (OSError, sqlite3.Error) as e:
+            state["read_error"] = f"{type(e).__name__}: {e}"
+        return state
+
+    def _read_page_data(self, page: PageData) -> None:
+        """The request log's part of the page: the rows just finished are written first, so they show."""
+        log = self.log
+        if log is None:
+            return
+        log.flush(2.0)
+        page.database = log.state()
+        try:
+            with closing(usage_report.open_log(log.path)) as conn:
+                page.daily_tokens = usage_report.daily_tokens(conn, PAGE_DAYS, page.now)
+                page.daily_failures = usage_report.daily_failures(conn, PAGE_DAYS, page.now)
+                page.recent = usage_report.recent(conn, PAGE_RECENT)
+        except (OSError, sqlite3.Error) as e:
+            page.read_error = f"{type(e).__name__}: {e}"
+
+
+def _listen(flow: http.HTTPFlow) -> list[str]:
+    """Where this request arrived (the gateway's own listener)."""
+    sockname = flow.client_conn.sockname
+    return [f"{sockname[0]}:{sockname[1]}"] if sockname else []
+
+
+def _json(status: int, payload: Any) -> http.Response:
+    return http.Response.make(
+        status, orjson.dumps(payload), {"content-type": "application/json", "cache-control": "no-store"}
+    )
+
+
+def _unauthorized(*, browser: bool) -> http.Response:
+    error = GatewayError(
+        401,
+        "Incorrect or missing gateway API key: send it as `Authorization: Bearer <key>` "
+        "(or, in a browser, as the password of the login prompt).",
+        code="invalid_api_key",
+    )
+    if browser:
+        body = b"<!doctype html><title>401</title><p>This page needs the gateway key (as the password).</p>"
+        headers = {"content-type": "text/html; charset=utf-8", "www-authenticate": 'Basic realm="codex-gateway"'}
+        return http.Response.make(401, body, headers)
+    return http.Response.make(
+        401, error.body(), {"content-type": "application/json", "www-authenticate": 'Bearer realm="codex-gateway"'}
+    )
