@@ -1,4 +1,5 @@
-"""routes.route_for: which endpoint a client request is for; everything else is a 404/405, never forwarded."""
+"""routes: which endpoint a client request is for (the API's and the gateway's own); everything else is a 404/405,
+never forwarded."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 from codex_gateway.errors import GatewayError
 from codex_gateway.http.routes import Route
 from codex_gateway.http.routes import check_body
+from codex_gateway.http.routes import local_route
 from codex_gateway.http.routes import route_for
 
 ROUTES = [
@@ -116,3 +118,32 @@ def test_model_id_is_percent_decoded() -> None:
     from codex_gateway.http.routes import model_id
 
     assert model_id("/v1/models/gpt-5.4%20mini?x=1") == "gpt-5.4 mini"
+
+
+LOCAL = [
+    ("GET", "/_gateway/health", Route.HEALTH),
+    ("HEAD", "/_gateway/health", Route.HEALTH),
+    ("GET", "/_gateway/status", Route.STATUS),
+    ("GET", "/_gateway/status/?pretty=1", Route.STATUS),
+    ("GET", "/_gateway/", Route.STATUS_PAGE),
+    ("GET", "/_gateway", Route.STATUS_PAGE),
+    ("GET", "/metrics", Route.METRICS),
+    ("get", "/metrics?x=1", Route.METRICS),
+    ("POST", "/v1/chat/completions", None),
+    ("GET", "/v1/models", None),
+    ("GET", "/metricsx", None),
+    ("GET", "/_gateway/other", None),
+    ("GET", "/v1/_gateway/health", None),
+]
+
+
+@pytest.mark.parametrize("method, path, route", LOCAL, ids=[f"{m} {p}" for m, p, _ in LOCAL])
+def test_local_route(method: str, path: str, route: Route | None) -> None:
+    assert local_route(method, path) is route
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_local_routes_are_get_only(method: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        local_route(method, "/_gateway/status")
+    assert (info.value.status, info.value.headers) == (405, {"allow": "GET"})

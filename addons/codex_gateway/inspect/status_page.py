@@ -37,7 +37,7 @@ table{border-collapse:collapse;background:#fff} th,td{padding:.25rem .5rem;borde
 text-align:left;vertical-align:top} th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .summary{font-size:12px;color:#444;max-width:46rem} .legend span{display:inline-block;margin-right:1rem}
 .swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
-svg text{font:11px system-ui,sans-serif;fill:#444} tr.failed td{background:#fff3f3}
+svg text{font:11px system-ui,sans-serif;fill:#444} tr.failed td{background:#fff3f3} td.nowrap{white-space:nowrap}
 """
 
 
@@ -168,10 +168,15 @@ def _token_chart(series: Mapping[str, Mapping[str, int]]) -> str:
                 f"x='{x:.1f}' y='{y:.1f}' width='{slot * 0.7:.1f}' height='{h:.1f}' fill='{colors[model]}'>"
                 f"<title>{_e(tip)}</title></rect>"
             )
+        total = sum(stacks[day].values())
+        if total:
+            shapes.append(
+                f"<text class='day-total' x='{PAD_L + i * slot + slot / 2:.1f}' y='{y - 3:.1f}' "
+                f"text-anchor='middle'>{_short(total)}</text>"
+            )
         shapes.append(_day_label(day, PAD_L + i * slot + slot / 2))
-    legend = "".join(
-        f"<span><i class='swatch' style='background:{colors[m]}'></i>{_e(m)}</span>" for m in [*models, "other"]
-    )
+    shown = [*models, *(["other"] if any("other" in stack for stack in stacks.values()) else [])]
+    legend = "".join(f"<span><i class='swatch' style='background:{colors[m]}'></i>{_e(m)}</span>" for m in shown)
     return (
         f"<svg id='tokens-chart' width='{CHART_W}' height='{CHART_H}' role='img' "
         f"aria-label='tokens per day by model'>{''.join(shapes)}</svg><div class='legend'>{legend}</div>"
@@ -223,9 +228,10 @@ def _recent(rows: Sequence[Mapping[str, Any]]) -> str:
         if r.get("model_served") and r.get("model_served") != r.get("model"):
             model = f"{model} → {r['model_served']}"
         body.append(
-            f"<tr class='request{failed}'><td>{_e(_local(r.get('finished_at')))}</td><td>{_e(r.get('client'))}"
+            f"<tr class='request{failed}'><td class='nowrap'>{_e(_local(r.get('finished_at')))}</td>"
+            f"<td>{_e(r.get('client'))}"
             f"{' (replayed)' if r.get('replayed') else ''}</td><td>{_e(r.get('endpoint'))}</td>"
-            f"<td class='model'>{_e(model)}</td><td>{_e(status)}</td>"
+            f"<td class='model nowrap'>{_e(model)}</td><td>{_e(status)}</td>"
             + "".join(
                 f"<td class='num {k}'>{_e(r.get(k) or 0)}</td>"
                 for k in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens")
@@ -279,6 +285,14 @@ def _axes(top: float, unit: str) -> str:
 
 def _day_label(day: str, x: float) -> str:
     return f"<text x='{x:.1f}' y='{CHART_H - 10}' text-anchor='middle'>{_e(day[5:])}</text>"
+
+
+def _short(value: float) -> str:
+    """1234 → 1.2k, 2500000 → 2.5M: a label that fits above a bar."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.1f}{suffix}"
+    return f"{value:.0f}"
 
 
 def _e(value: Any) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import operator
 import os
 import queue
 import sqlite3
@@ -84,6 +85,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RequestRow))
+_row_values = operator.attrgetter(*COLUMNS)  # a row's values in column order (astuple would deep-copy each)
 _INSERT = f"INSERT INTO requests ({', '.join(COLUMNS)}, gateway_pid) VALUES ({', '.join('?' * (len(COLUMNS) + 1))})"
 
 
@@ -127,7 +129,7 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) ->
 
 
 def insert_rows(conn: sqlite3.Connection, rows: Iterable[RequestRow], pid: int) -> int:
-    values = [(*dataclasses.astuple(row), pid) for row in rows]
+    values = [(*_row_values(row), pid) for row in rows]
     if values:
         with _transaction(conn):
             conn.executemany(_INSERT, values)
@@ -302,6 +304,15 @@ class UsageLog:
             return
         try:
             self.counters.written += insert_rows(conn, rows, self.pid)
+        except sqlite3.OperationalError as e:
+            self.counters.lost += len(rows)
+            if not _is_busy(e):
+                self._broken(e)
+                return
+            # Another process held the lock past the busy timeout: this batch is lost, the database is fine.
+            logger.warning(
+                "codex-gateway: %s stayed locked for %d ms: %d rows lost", self.path, BUSY_TIMEOUT_MS, len(rows)
+            )
         except (sqlite3.Error, OSError) as e:
             self.counters.lost += len(rows)
             self._broken(e)
@@ -366,6 +377,10 @@ class UsageLog:
                 self.retry_s,
             )
         self.error = message
+
+
+def _is_busy(e: sqlite3.OperationalError) -> bool:
+    return getattr(e, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(e)
 
 
 def _drain(q: queue.Queue[RequestRow | _Marker]) -> list[RequestRow | _Marker]:

@@ -1,0 +1,181 @@
+"""usage_report: summaries, series and formats over the request log, and time ranges as people type them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from codex_gateway.inspect import usage_report
+from codex_gateway.inspect.usage_log import connect
+from codex_gateway.inspect.usage_log import insert_rows
+from codex_gateway.inspect.usage_log import migrate
+from codex_gateway.inspect.usage_report import Summary
+from codex_gateway.inspect.usage_report import parse_when
+from codex_gateway.inspect.usage_report import percentile
+from codex_gateway.inspect.usage_row import RequestRow
+
+NOON = datetime(2026, 11, 10, 12, 0).timestamp()  # local time, as the reports group days
+DAY = 86400.0
+
+
+def req(at: float, **kw: object) -> RequestRow:
+    fields: dict[str, object] = {"endpoint": "chat.completions", "client": "OpenClaw", "model": "gpt-5.4"}
+    return RequestRow(finished_at=at, **{**fields, **kw})  # type: ignore[arg-type]
+
+
+ROWS = [
+    req(NOON - DAY, input_tokens=100, output_tokens=10, ttft_ms=300.0, account="a@x", run="r1", tool_calls=2),
+    req(NOON - DAY + 1, input_tokens=200, cached_tokens=50, output_tokens=20, ttft_ms=100.0, account="a@x", run="r1"),
+    req(NOON, model="gpt-5.4-mini", input_tokens=5, output_tokens=1, reasoning_tokens=1, account="b@x", client="curl"),
+    req(NOON + 1, failure="upstream_status", status=429, upstream_status=429, account="b@x", run="r2"),
+    req(NOON + 2, input_tokens=1000, output_tokens=100, ttft_ms=200.0, account="a@x", run="r2"),
+]
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    path = tmp_path / "usage.sqlite3"
+    with closing(connect(path)) as writer:
+        migrate(writer)
+        insert_rows(writer, ROWS, pid=1)
+    with closing(usage_report.open_log(path)) as reader:
+        yield reader
+
+
+# -- time ranges ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, end, expected",
+    [
+        ("7d", False, NOON - 7 * DAY),
+        ("12h", False, NOON - 12 * 3600),
+        ("30m", False, NOON - 1800),
+        ("2w", False, NOON - 14 * DAY),
+        ("1.5d", False, NOON - 1.5 * DAY),
+        ("2026-11-01", False, datetime(2026, 11, 1).timestamp()),
+        ("2026-11-01", True, datetime(2026, 11, 2).timestamp()),
+        ("2026-11-01T08:30", False, datetime(2026, 11, 1, 8, 30).timestamp()),
+    ],
+)
+def test_parse_when(text: str, end: bool, expected: float) -> None:
+    assert parse_when(text, NOON, end=end) == expected
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "7 days", "-3d", "2026-13-01", "7y"])
+def test_parse_when_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="not a time"):
+        parse_when(text, NOON)
+
+
+@pytest.mark.parametrize(
+    "values, p, expected",
+    [([], 0.5, None), ([1.0], 0.9, 1.0), ([1.0, 2.0], 0.5, 1.0), ([1.0, 2.0, 3.0, 4.0], 0.9, 4.0)]
+    + [([float(v) for v in range(1, 11)], 0.9, 9.0)],
+)
+def test_percentile_is_nearest_rank(values: list[float], p: float, expected: float | None) -> None:
+    assert percentile(values, p) == expected
+
+
+def test_open_log_without_a_file_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no request log at"):
+        usage_report.open_log(tmp_path / "none.sqlite3")
+
+
+# -- summaries ------------------------------------------------------------------------------------------------
+
+
+def test_summarize_by_model(conn: sqlite3.Connection) -> None:
+    by_model = {s.key: s for s in usage_report.summarize(conn, 0, NOON + DAY, "model")}
+    assert by_model["gpt-5.4"] == Summary("gpt-5.4", 4, 1, 1300, 50, 130, 0, 200.0, 300.0)
+    assert by_model["gpt-5.4-mini"] == Summary("gpt-5.4-mini", 1, 0, 5, 0, 1, 1, None, None)
+
+
+@pytest.mark.parametrize(
+    "by, expected",
+    [
+        ("day", {"2026-11-09": 2, "2026-11-10": 3}),
+        ("account", {"a@x": 3, "b@x": 2}),
+        ("client", {"OpenClaw": 4, "curl": 1}),
+        ("run", {"r1": 2, "r2": 2, "-": 1}),
+        ("total", {"total": 5}),
+    ],
+)
+def test_summarize_groups(conn: sqlite3.Connection, by: str, expected: dict[str, int]) -> None:
+    assert {s.key: s.requests for s in usage_report.summarize(conn, 0, NOON + DAY, by)} == expected
+
+
+def test_summarize_keeps_to_the_time_range(conn: sqlite3.Connection) -> None:
+    (only,) = usage_report.summarize(conn, NOON, NOON + 2, "total")  # the end is exclusive
+    assert (only.requests, only.failures, only.input_tokens) == (2, 1, 5)
+
+
+def test_runs_in_order_of_their_first_request(conn: sqlite3.Connection) -> None:
+    runs = usage_report.runs(conn, 0, NOON + DAY)
+    assert [(r["run"], r["requests"], r["tool_calls"]) for r in runs] == [("r1", 2, 2), ("-", 1, 0), ("r2", 2, 0)]
+
+
+def test_daily_series_cover_every_day(conn: sqlite3.Connection) -> None:
+    tokens = usage_report.daily_tokens(conn, 3, NOON)
+    failures = usage_report.daily_failures(conn, 3, NOON)
+    assert tokens == {
+        "2026-11-08": {},
+        "2026-11-09": {"gpt-5.4": 330},
+        "2026-11-10": {"gpt-5.4": 1100, "gpt-5.4-mini": 6},
+    }
+    assert failures == {"2026-11-08": (0, 0), "2026-11-09": (2, 0), "2026-11-10": (3, 1)}
+
+
+def test_recent_rows_newest_first(conn: sqlite3.Connection) -> None:
+    assert [r["finished_at"] for r in usage_report.recent(conn, 2)] == [NOON + 2, NOON + 1]
+
+
+def test_totals(conn: sqlite3.Connection) -> None:
+    totals = usage_report.totals(conn)
+    assert (totals["rows"], totals["first"], totals["last"], totals["input_tokens"]) == (5, NOON - DAY, NOON + 2, 1305)
+
+
+# -- formats --------------------------------------------------------------------------------------------------
+
+SUMMARIES = [Summary("gpt-5.4", 4, 1, 1300, 50, 130, 0, 200.0, 300.0), Summary("gpt-5.4-mini", 1, 0, 5, 0, 1, 1)]
+
+
+def test_table_has_a_total_row() -> None:
+    lines = usage_report.format_table(SUMMARIES, "model").splitlines()
+    assert lines[0].split() == "model requests failed input cached output reasoning total ttft p50 ttft p90".split()
+    assert lines[2].split() == ["gpt-5.4", "4", "1", "1,300", "50", "130", "0", "1,430", "200ms", "300ms"]
+    assert lines[-1].split()[:8] == ["total", "5", "1", "1,305", "50", "131", "1", "1,436"]
+
+
+def test_empty_table_says_so() -> None:
+    assert usage_report.format_table([], "day") == "no requests in this time range"
+
+
+def test_json_holds_every_figure() -> None:
+    doc = orjson.loads(usage_report.format_json(SUMMARIES, "model", NOON - DAY, NOON))
+    assert doc["by"] == "model" and doc["since"].startswith("2026-11-09T12:00:00")
+    assert doc["groups"][0] == {
+        "key": "gpt-5.4",
+        "requests": 4,
+        "failures": 1,
+        "input_tokens": 1300,
+        "cached_tokens": 50,
+        "output_tokens": 130,
+        "reasoning_tokens": 0,
+        "ttft_p50_ms": 200.0,
+        "ttft_p90_ms": 300.0,
+        "total_tokens": 1430,
+    }
+
+
+def test_csv_has_a_header_and_one_line_per_group() -> None:
+    rows = list(csv.reader(io.StringIO(usage_report.format_csv(SUMMARIES, "model"))))
+    assert rows[0][0] == "model" and rows[0][-1] == "total_tokens"
+    assert rows[2] == ["gpt-5.4-mini", "1", "0", "5", "0", "1", "1", "", "", "6"]
