@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import orjson
+from mitmproxy import ctx
 from mitmproxy import http
+from mitmproxy.utils import asyncio_utils
 
 from .. import __version__
 from ..errors import GatewayError
@@ -93,7 +95,7 @@ class Observer:
         self.metrics = GatewayMetrics()
         self.log: UsageLog | None = None
         self._wanted: tuple[Path, int] | None = None  # (database, days kept), or None: no request log
-        self._running = False
+        self._ready = False  # the gateway runs and mitmproxy's start-up check is over
         self._recorded: OrderedDict[str, None] = OrderedDict()
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -102,12 +104,25 @@ class Observer:
         """Which request log to keep (`gateway_home`, on or off, how long); opened once the gateway runs."""
         self._wanted = (settings.gateway_home / DB_NAME, settings.log_days) if settings.usage_log else None
         commands.use_database(self._wanted[0] if self._wanted else None)
-        if self._running:
+        if self._ready:
             self._apply()
 
     def running(self) -> None:
-        """From the addon's `running`: only a running gateway writes (a test's or a checker's addon never does)."""
-        self._running = True
+        """From the addon's `running`: only a running gateway writes (a test's or a checker's addon never does).
+
+        mitmproxy exits when anything logs an error during its start-up, and a broken database must never stop
+        the gateway: so the log opens (and may report its error) once that start-up check is over."""
+        handler = _startup_check()
+        if handler is None:
+            self._ready = True
+            self._apply()
+        else:
+            asyncio_utils.create_task(self._apply_after(handler), name="codex-gateway request log", keep_ref=True)
+
+    async def _apply_after(self, handler: logging.Handler) -> None:
+        while handler in logging.getLogger().handlers:  # removed right after the running hooks
+            await asyncio.sleep(0.01)
+        self._ready = True
         self._apply()
 
     def _apply(self) -> None:
@@ -224,6 +239,14 @@ class Observer:
                 page.recent = usage_report.recent(conn, PAGE_RECENT)
         except (OSError, sqlite3.Error) as e:
             page.read_error = f"{type(e).__name__}: {e}"
+
+
+def _startup_check() -> logging.Handler | None:
+    """mitmproxy's ErrorCheck log handler while it is still watching the start-up, else None."""
+    master = getattr(ctx, "master", None)
+    errorcheck = master.addons.get("errorcheck") if master is not None else None
+    handler = getattr(errorcheck, "logger", None)
+    return handler if isinstance(handler, logging.Handler) and handler in logging.getLogger().handlers else None
 
 
 def _listen(flow: http.HTTPFlow) -> list[str]:
