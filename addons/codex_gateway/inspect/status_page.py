@@ -37,7 +37,7 @@ table{border-collapse:collapse;background:#fff} th,td{padding:.25rem .5rem;borde
 text-align:left;vertical-align:top} th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .summary{font-size:12px;color:#444;max-width:46rem} .legend span{display:inline-block;margin-right:1rem}
 .swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
-svg text{font:11px system-ui,sans-serif;fill:#444} tr.failed td{background:#fff3f3} td.nowrap{white-space:nowrap}
+svg text{font:11px system-ui,sans-serif;fill:#444} tr.failed td{background:#fff3f3} td.nowrap,.quota{white-space:nowrap}
 """
 
 
@@ -123,11 +123,12 @@ def _quota_bar(window: str, title: str, entry: Any, now: float) -> str:
     used = max(0.0, min(100.0, float(entry["used_percent"])))
     color = "#c62828" if used >= 90 else "#f9a825" if used >= 70 else "#2e7d32"
     resets = entry.get("resets_at")
-    reset_text = f", resets {_relative(resets, now)}" if isinstance(resets, int | float) else ""
-    label = f"{title}: {used:g}% used{reset_text}"
+    resets_in = resets - now if isinstance(resets, int | float) and resets > now else None
+    label = f"{title}: {used:g}%" + (f", resets in {_duration(resets_in)}" if resets_in is not None else "")
+    tip = f"{title} window: {used:g}% used" + (f", resets {_local(resets)}" if resets_in is not None else "")
     return (
-        f"<div><svg class='quota-bar' data-window='{_e(window)}' data-used='{used:g}' width='160' height='12' "
-        f"role='img' aria-label='{_e(label)}'><title>{_e(label)}</title>"
+        f"<div class='quota'><svg class='quota-bar' data-window='{_e(window)}' data-used='{used:g}' width='160' "
+        f"height='12' role='img' aria-label='{_e(tip)}'><title>{_e(tip)}</title>"
         "<rect width='160' height='12' rx='3' fill='#e0e0e0'/>"
         f"<rect class='fill' width='{1.6 * used:.1f}' height='12' rx='3' fill='{color}'/></svg> "
         f"<span>{_e(label)}</span></div>"
