@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with closing(usage_report.open_log(path)) as conn:
             summaries = usage_report.summarize(conn, since, until, args.by)
+            total = usage_report.overall(conn, since, until)
     except (OSError, sqlite3.Error) as e:
         print(f"usage.py: cannot read the request log: {e}", file=sys.stderr)
         return 2
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.csv:
         sys.stdout.write(usage_report.format_csv(summaries, args.by))
     else:
-        print(usage_report.format_table(summaries, args.by))
+        print(usage_report.format_table(summaries, args.by, total))
     return 0
 
 

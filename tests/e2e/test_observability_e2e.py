@@ -5,9 +5,11 @@ corrupt database does not stop the gateway."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,7 +171,7 @@ def test_a_restart_keeps_the_totals(backend: FakeCodexBackend, home: Path) -> No
     again = start(backend, home)
     try:
         after = status(again)["database"]["totals"]
-        assert "codex_gateway_requests_total" not in {n for n in scrape(again) if scrape(again)[n]}, "a new process"
+        assert "codex_gateway_requests_total" not in scrape(again), "a new process counts from zero"
     finally:
         again.stop()
     assert before == after
@@ -228,3 +230,22 @@ def test_a_corrupt_database_does_not_stop_the_gateway(backend: FakeCodexBackend,
         assert len(errors) == 1 and "serves on" in errors[0]
     finally:
         gw.stop()
+
+
+# -- server replay ---------------------------------------------------------------------------------------------
+
+
+def test_replayed_answers_are_marked_in_the_log(backend: FakeCodexBackend, home: Path) -> None:
+    capture = home / "capture.flows"
+    chat = {"model": "gpt-5.4", "messages": MESSAGES}
+    with GatewayProcess(backend.port, home / "codex", home / "live", extra=["-w", str(capture)]) as live:
+        assert httpx.post(live.base_url + "/v1/chat/completions", json=chat, timeout=20).status_code == 200
+    replay = ["--server-replay", str(capture), "--set", "server_replay_extra=kill"]
+    with GatewayProcess(backend.port, home / "codex", home / "replay", extra=replay) as gw:
+        backend.reset()
+        assert httpx.post(gw.base_url + "/v1/chat/completions", json=chat, timeout=20).status_code == 200
+        assert backend.responses_requests() == [], "answered from the capture"
+    for workdir, replayed in (("live", 0), ("replay", 1)):
+        db = home / workdir / "gateway-home" / "usage.sqlite3"
+        with closing(sqlite3.connect(db)) as conn:
+            assert conn.execute("SELECT replayed, input_tokens FROM requests").fetchall() == [(replayed, 11)]

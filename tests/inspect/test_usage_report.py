@@ -179,3 +179,16 @@ def test_csv_has_a_header_and_one_line_per_group() -> None:
     rows = list(csv.reader(io.StringIO(usage_report.format_csv(SUMMARIES, "model"))))
     assert rows[0][0] == "model" and rows[0][-1] == "total_tokens"
     assert rows[2] == ["gpt-5.4-mini", "1", "0", "5", "0", "1", "1", "", "", "6"]
+
+
+def test_overall_takes_percentiles_over_every_group(conn: sqlite3.Connection) -> None:
+    total = usage_report.overall(conn, 0, NOON + DAY)
+    assert (total.requests, total.ttft_p50_ms, total.ttft_p90_ms) == (5, 200.0, 300.0)
+    line = usage_report.format_table(usage_report.summarize(conn, 0, NOON + DAY, "model"), "model", total)
+    assert line.splitlines()[-1].split()[-2:] == ["200ms", "300ms"]
+
+
+def test_overall_of_an_empty_range() -> None:
+    with closing(sqlite3.connect(":memory:")) as memory:
+        migrate(memory)
+        assert usage_report.overall(memory, 0, 1) == Summary("total")

@@ -198,7 +198,8 @@ def _report(
 
 
 def _usage_from_log(conn: sqlite3.Connection, since: float, until: float, by: str) -> str:
-    return usage_report.format_table(usage_report.summarize(conn, since, until, by), by)
+    summaries = usage_report.summarize(conn, since, until, by)
+    return usage_report.format_table(summaries, by, usage_report.overall(conn, since, until))
 
 
 def _runs_from_log(conn: sqlite3.Connection, since: float, until: float, by: str) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "parse_when",
     "open_log",
     "summarize",
+    "overall",
     "runs",
     "daily_tokens",
     "daily_failures",
@@ -55,6 +56,7 @@ GROUPS: dict[str, str] = {
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RANGE = "finished_at >= ? AND finished_at < ?"
+_SUMMED = ("requests", "failures", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens")
 
 
 @dataclass
@@ -103,6 +105,11 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
     if not sorted_values:
         return None
     return sorted_values[max(0, math.ceil(p * len(sorted_values)) - 1)]
+
+
+def overall(conn: sqlite3.Connection, since: float, until: float) -> Summary:
+    """The whole time range as one group (also when it holds no request)."""
+    return next(iter(summarize(conn, since, until, "total")), Summary("total"))
 
 
 def summarize(conn: sqlite3.Connection, since: float, until: float, by: str = "total") -> list[Summary]:
@@ -188,15 +195,18 @@ def totals(conn: sqlite3.Connection) -> dict[str, Any]:
 # -- formats -------------------------------------------------------------------------------------------------
 
 
-def format_table(summaries: Iterable[Summary], by: str) -> str:
+def format_table(summaries: Iterable[Summary], by: str, total: Summary | None = None) -> str:
+    """A text table, with a total row when there are several groups (`total`: `summarize(…, "total")`, whose
+    time-to-first-token percentiles are over every request; without it, the sums only)."""
     items = list(summaries)
     header = [by, "requests", "failed", "input", "cached", "output", "reasoning", "total", "ttft p50", "ttft p90"]
     body = [_cells(s) for s in items]
     if len(items) > 1:
-        total = Summary("total")
-        for s in items:
-            for name in ("requests", "failures", "input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens"):
-                setattr(total, name, getattr(total, name) + getattr(s, name))
+        if total is None:
+            total = Summary("total")
+            for s in items:
+                for name in _SUMMED:
+                    setattr(total, name, getattr(total, name) + getattr(s, name))
         body.append(_cells(total))
     if not body:
         return "no requests in this time range"
