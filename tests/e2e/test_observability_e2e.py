@@ -19,11 +19,11 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import write_login
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import write_login
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "gw-observe-key"

@@ -23,15 +23,15 @@ from codex_gateway.inspect.usage_log import insert_rows
 from codex_gateway.inspect.usage_log import migrate
 from codex_gateway.inspect.usage_row import RequestRow
 
+from scripts.fakes.codex_backend import ErrorScript
+from scripts.fakes.codex_backend import FakeCodexBackend
+from scripts.fakes.codex_events import text
+from scripts.fakes.codex_events import usage
+from scripts.fakes.fake_issuer import FakeIssuer
+from scripts.gateway_process import GatewayProcess
+from scripts.gateway_process import write_login
 from tests.e2e.test_mitmweb_browser import CHROMIUM
 from tests.e2e.test_mitmweb_browser import render
-from tests.fakes.codex_backend import ErrorScript
-from tests.fakes.codex_backend import FakeCodexBackend
-from tests.fakes.codex_events import text
-from tests.fakes.codex_events import usage
-from tests.fakes.fake_issuer import FakeIssuer
-from tests.gateway_process import GatewayProcess
-from tests.gateway_process import write_login
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary on PATH")
 

@@ -18,7 +18,7 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 from mitmproxy.test import tutils
 
-from tests.gateway_process import write_codex_home
+from scripts.gateway_process import write_codex_home
 
 KEY = "gw-key-123"
 

@@ -17,6 +17,8 @@ from dataclasses import field
 from datetime import datetime
 from typing import Any
 
+from ..errors import human_duration
+
 __all__ = ["PageData", "render_page", "PAGE_HEADERS", "PALETTE"]
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f")
@@ -90,7 +92,7 @@ def _header(data: PageData) -> str:
     lost_text = f"<span class='bad'>{_e(lost)} rows not logged</span>" if lost else ""
     return (
         f"<h1>codex-gateway {_e(data.version)}</h1><div class='meta'>"
-        f"<span>up {_e(_duration(data.now - data.started_at))}</span>"
+        f"<span>up {_e(human_duration(data.now - data.started_at))}</span>"
         f"<span>listening on {_e(', '.join(data.listen) or '?')}</span>"
         f"<span>upstream {_e(data.upstream)}</span>{db_text}{lost_text}"
         f"<span>as of {_e(_local(data.now))}</span></div>"
@@ -124,7 +126,7 @@ def _quota_bar(window: str, title: str, entry: Any, now: float) -> str:
     color = "#c62828" if used >= 90 else "#f9a825" if used >= 70 else "#2e7d32"
     resets = entry.get("resets_at")
     resets_in = resets - now if isinstance(resets, int | float) and resets > now else None
-    label = f"{title}: {used:g}%" + (f", resets in {_duration(resets_in)}" if resets_in is not None else "")
+    label = f"{title}: {used:g}%" + (f", resets in {human_duration(resets_in)}" if resets_in is not None else "")
     tip = f"{title} window: {used:g}% used" + (f", resets {_local(resets)}" if resets_in is not None else "")
     return (
         f"<div class='quota'><svg class='quota-bar' data-window='{_e(window)}' data-used='{used:g}' width='160' "
@@ -310,19 +312,7 @@ def _relative(ts: Any, now: float) -> str:
     if not isinstance(ts, int | float):
         return "-"
     delta = ts - now
-    return f"{_local(ts)} ({'in ' if delta >= 0 else ''}{_duration(abs(delta))}{'' if delta >= 0 else ' ago'})"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+    return f"{_local(ts)} ({'in ' if delta >= 0 else ''}{human_duration(abs(delta))}{'' if delta >= 0 else ' ago'})"
 
 
 def _ms(value: Any) -> str:

@@ -19,7 +19,7 @@ from codex_gateway.inspect.usage_log import insert_rows
 from codex_gateway.inspect.usage_log import migrate
 from codex_gateway.inspect.usage_row import RequestRow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
