@@ -33,9 +33,6 @@ from . import commands
 from . import usage_report
 from .metrics import GatewayMetrics
 from .metrics import render
-from .status_page import PAGE_HEADERS
-from .status_page import PageData
-from .status_page import render_page
 from .usage_log import DB_NAME
 from .usage_log import UsageLog
 from .usage_row import row_from_flow
@@ -44,6 +41,7 @@ if TYPE_CHECKING:
     from ..accounts.upstream_access import UpstreamAccess
     from ..model_catalog import ModelCatalog
     from ..settings import Settings
+    from .status_page import PageData
 
 __all__ = ["Observer", "public_account", "key_matches"]
 
@@ -51,7 +49,9 @@ logger = logging.getLogger(__name__)
 
 PAGE_DAYS = 14
 PAGE_RECENT = 50
-_REMEMBERED = 1024  # flow ids recorded lately: a flow that ends twice (an error after its answer) counts once
+# Flow ids recorded last: mitmproxy never runs both the response and the error hook of a flow, but a flow answered
+# locally may still see an error (a kill) right after; either way it ends twice in a row, so a short memory will do.
+_REMEMBERED = 64
 # What an account row may show (pool.status() also has the account id and the file path: not for a web page).
 _PUBLIC_ACCOUNT_KEYS = (
     "label",
@@ -175,6 +175,10 @@ class Observer:
         elif route is LocalRoute.STATUS:
             flow.response = _json(200, await self._status(flow, settings, access, catalog))
         else:
+            from .status_page import PAGE_HEADERS  # first use: a gateway nobody looks at stays smaller
+            from .status_page import PageData
+            from .status_page import render_page
+
             page = PageData(
                 version=__version__,
                 started_at=self.metrics.started_at,
