@@ -13,10 +13,8 @@ or a date-time `2026-11-01T08:00`. The log holds labels (emails), never tokens. 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import time
-from contextlib import closing
 from pathlib import Path
 
 # Like addons/gateway.py: the package lives in addons/ and need not be pip-installed.
@@ -38,10 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     path = Path(args.db) if args.db else _home(args.gateway_home) / DB_NAME
     try:
-        with closing(usage_report.open_log(path)) as conn:
-            summaries = usage_report.summarize(conn, since, until, args.by)
-            total = usage_report.overall(conn, since, until)
-    except (OSError, sqlite3.Error) as e:
+        summaries, total = usage_report.read_log(
+            path,
+            lambda conn: (
+                usage_report.summarize(conn, since, until, args.by),
+                usage_report.overall(conn, since, until),
+            ),
+        )
+    except usage_report.LogUnreadable as e:
         print(f"usage.py: cannot read the request log: {e}", file=sys.stderr)
         return 2
     if args.json:

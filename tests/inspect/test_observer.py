@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +167,13 @@ async def test_gateway_pages_are_not_requests_in_the_metrics(gateway: tuple[Code
     for _ in range(3):
         await _get(gw, "/_gateway/health")
     assert "codex_gateway_requests_total{" not in (await _get(gw, "/metrics")).content.decode()
+
+
+def test_a_gateway_without_the_log_never_loads_sqlite() -> None:
+    code = (
+        "import sys; from codex_gateway.addon import CodexGateway; CodexGateway(); "
+        "from codex_gateway.inspect import commands, metrics, usage_report; "
+        "assert '_sqlite3' not in sys.modules, 'SQLite loaded'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

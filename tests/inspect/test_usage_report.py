@@ -192,3 +192,20 @@ def test_overall_of_an_empty_range() -> None:
     with closing(sqlite3.connect(":memory:")) as memory:
         migrate(memory)
         assert usage_report.overall(memory, 0, 1) == Summary("total")
+
+
+def test_read_log_closes_and_answers(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"
+    with closing(connect(path)) as writer:
+        migrate(writer)
+        insert_rows(writer, ROWS, pid=1)
+    assert usage_report.read_log(path, lambda conn: usage_report.totals(conn)["rows"]) == len(ROWS)
+
+
+@pytest.mark.parametrize("content, message", [(None, "no request log at"), (b"junk" * 500, "not a database")])
+def test_read_log_says_why_it_cannot(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "usage.sqlite3"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(usage_report.LogUnreadable, match=message):
+        usage_report.read_log(path, usage_report.totals)

@@ -16,14 +16,13 @@ flow list. The gateway addon calls both from its own `load` and `running` hooks.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 from mitmproxy import command
@@ -37,6 +36,9 @@ from . import contentviews
 from . import usage_report
 from .summary import annotate as annotate_flow
 from .summary import chat_record_of
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = [
     "load",
@@ -175,7 +177,7 @@ def runs(flows: Sequence[flow.Flow], *options: str) -> str:
     return _report(flows, lambda items: runs_table(r for _, r in items), options, _runs_from_log)
 
 
-LogReport = Callable[[sqlite3.Connection, float, float, str], str]
+LogReport = Callable[["sqlite3.Connection", float, float, str], str]
 
 
 def _report(
@@ -240,9 +242,8 @@ def _from_database(report: Callable[[sqlite3.Connection], str]) -> str:
     if _database is None:
         return "the request log is off (gateway_usage_log=false)"
     try:
-        with closing(usage_report.open_log(_database)) as conn:
-            return report(conn)
-    except (OSError, sqlite3.Error) as e:
+        return usage_report.read_log(_database, report)
+    except usage_report.LogUnreadable as e:
         return f"cannot read the request log {_database}: {e}"
 
 

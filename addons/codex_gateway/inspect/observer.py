@@ -12,11 +12,9 @@ import base64
 import binascii
 import hmac
 import logging
-import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -33,8 +31,7 @@ from . import commands
 from . import usage_report
 from .metrics import GatewayMetrics
 from .metrics import render
-from .usage_log import DB_NAME
-from .usage_log import UsageLog
+from .usage_row import DB_NAME
 from .usage_row import row_from_flow
 
 if TYPE_CHECKING:
@@ -42,6 +39,7 @@ if TYPE_CHECKING:
     from ..model_catalog import ModelCatalog
     from ..settings import Settings
     from .status_page import PageData
+    from .usage_log import UsageLog
 
 __all__ = ["Observer", "public_account", "key_matches"]
 
@@ -132,6 +130,8 @@ class Observer:
             return
         self.close()
         if wanted is not None:
+            from .usage_log import UsageLog  # loads SQLite: only a gateway that keeps the log pays for it
+
             self.log = UsageLog(wanted[0], keep_days=wanted[1])
             self.log.start()
 
@@ -223,10 +223,9 @@ class Observer:
         log.flush(2.0)
         state = log.state()
         try:
-            with closing(usage_report.open_log(log.path)) as conn:
-                state["totals"] = usage_report.totals(conn)
-        except (OSError, sqlite3.Error) as e:
-            state["read_error"] = f"{type(e).__name__}: {e}"
+            state["totals"] = usage_report.read_log(log.path, usage_report.totals)
+        except usage_report.LogUnreadable as e:
+            state["read_error"] = str(e)
         return state
 
     def _read_page_data(self, page: PageData) -> None:
@@ -237,12 +236,16 @@ class Observer:
         log.flush(2.0)
         page.database = log.state()
         try:
-            with closing(usage_report.open_log(log.path)) as conn:
-                page.daily_tokens = usage_report.daily_tokens(conn, PAGE_DAYS, page.now)
-                page.daily_failures = usage_report.daily_failures(conn, PAGE_DAYS, page.now)
-                page.recent = usage_report.recent(conn, PAGE_RECENT)
-        except (OSError, sqlite3.Error) as e:
-            page.read_error = f"{type(e).__name__}: {e}"
+            page.daily_tokens, page.daily_failures, page.recent = usage_report.read_log(
+                log.path,
+                lambda conn: (
+                    usage_report.daily_tokens(conn, PAGE_DAYS, page.now),
+                    usage_report.daily_failures(conn, PAGE_DAYS, page.now),
+                    usage_report.recent(conn, PAGE_RECENT),
+                ),
+            )
+        except usage_report.LogUnreadable as e:
+            page.read_error = str(e)
 
 
 def _startup_check() -> logging.Handler | None:

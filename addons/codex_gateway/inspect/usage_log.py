@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .usage_row import DB_NAME
 from .usage_row import RequestRow
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DB_NAME = "usage.sqlite3"
 BUSY_TIMEOUT_MS = 5_000  # another process's transaction is a few ms; this only ends a stuck one
 DAY_S = 86_400.0
 

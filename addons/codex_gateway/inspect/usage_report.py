@@ -2,6 +2,7 @@
 or run; the per-day series and the last requests the status page shows; time ranges as people type them.
 
 Used by `scripts/usage.py`, the `codex.usage`/`codex.runs` commands (with `--since`) and the status page.
+SQLite itself is loaded only when a log is opened: a gateway with `gateway_usage_log=false` never loads it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import csv
 import io
 import math
 import re
-import sqlite3
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -20,17 +21,21 @@ from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import orjson
 
-from .usage_log import connect
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = [
     "GROUPS",
     "Summary",
     "parse_when",
     "open_log",
+    "read_log",
+    "LogUnreadable",
     "summarize",
     "overall",
     "runs",
@@ -95,9 +100,31 @@ def parse_when(text: str, now: float | None = None, *, end: bool = False) -> flo
 
 def open_log(path: Path) -> sqlite3.Connection:
     """A read-only connection to the request log; FileNotFoundError when there is none yet."""
+    from .usage_log import connect  # SQLite is loaded here, when a log is read
+
     if not path.exists():
         raise FileNotFoundError(f"no request log at {path} (the gateway writes it with gateway_usage_log on)")
     return connect(path, write=False)
+
+
+class LogUnreadable(Exception):
+    """The request log could not be read (there is none yet, it is corrupt, …); the message says why."""
+
+
+def read_log[T](path: Path, report: Callable[[sqlite3.Connection], T]) -> T:
+    """`report` over a read-only connection to the log at `path`, closed afterwards. Raises LogUnreadable."""
+    import sqlite3
+
+    try:
+        conn = open_log(path)
+    except (OSError, sqlite3.Error) as e:
+        raise LogUnreadable(str(e) if isinstance(e, FileNotFoundError) else f"{type(e).__name__}: {e}") from e
+    try:
+        return report(conn)
+    except sqlite3.Error as e:
+        raise LogUnreadable(f"{type(e).__name__}: {e}") from e
+    finally:
+        conn.close()
 
 
 def percentile(sorted_values: Sequence[float], p: float) -> float | None:

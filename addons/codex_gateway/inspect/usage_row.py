@@ -17,8 +17,9 @@ from mitmproxy import http
 from ..flow_record import FlowRecord
 from ..flow_record import record_of
 
-__all__ = ["RequestRow", "row_from_flow", "row_from_record", "tokens_of"]
+__all__ = ["DB_NAME", "RequestRow", "row_from_flow", "row_from_record", "tokens_of"]
 
+DB_NAME = "usage.sqlite3"  # the request log, in gateway_home
 _MAX_TEXT = 400  # summaries and free-form fields are clipped: a row is a record, not a capture
 
 
