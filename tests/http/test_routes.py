@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from codex_gateway.errors import GatewayError
+from codex_gateway.http.routes import LocalRoute
 from codex_gateway.http.routes import Route
 from codex_gateway.http.routes import check_body
 from codex_gateway.http.routes import local_route
@@ -121,14 +122,14 @@ def test_model_id_is_percent_decoded() -> None:
 
 
 LOCAL = [
-    ("GET", "/_gateway/health", Route.HEALTH),
-    ("HEAD", "/_gateway/health", Route.HEALTH),
-    ("GET", "/_gateway/status", Route.STATUS),
-    ("GET", "/_gateway/status/?pretty=1", Route.STATUS),
-    ("GET", "/_gateway/", Route.STATUS_PAGE),
-    ("GET", "/_gateway", Route.STATUS_PAGE),
-    ("GET", "/metrics", Route.METRICS),
-    ("get", "/metrics?x=1", Route.METRICS),
+    ("GET", "/_gateway/health", LocalRoute.HEALTH),
+    ("HEAD", "/_gateway/health", LocalRoute.HEALTH),
+    ("GET", "/_gateway/status", LocalRoute.STATUS),
+    ("GET", "/_gateway/status/?pretty=1", LocalRoute.STATUS),
+    ("GET", "/_gateway/", LocalRoute.STATUS_PAGE),
+    ("GET", "/_gateway", LocalRoute.STATUS_PAGE),
+    ("GET", "/metrics", LocalRoute.METRICS),
+    ("get", "/metrics?x=1", LocalRoute.METRICS),
     ("POST", "/v1/chat/completions", None),
     ("GET", "/v1/models", None),
     ("GET", "/metricsx", None),
@@ -138,7 +139,7 @@ LOCAL = [
 
 
 @pytest.mark.parametrize("method, path, route", LOCAL, ids=[f"{m} {p}" for m, p, _ in LOCAL])
-def test_local_route(method: str, path: str, route: Route | None) -> None:
+def test_local_route(method: str, path: str, route: LocalRoute | None) -> None:
     assert local_route(method, path) is route
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from codex_gateway.inspect.summary import META
+from codex_gateway.answer import Outcome
+from codex_gateway.chat.stream import ChatStream
+from codex_gateway.chat.translator import ChatSSETranslator
+from codex_gateway.flow_record import FlowRecord
+from codex_gateway.flow_record import set_record
 from codex_gateway.inspect.usage_row import RequestRow
 from codex_gateway.inspect.usage_row import row_from_flow
-from codex_gateway.inspect.usage_row import row_from_meta
+from codex_gateway.inspect.usage_row import row_from_record
 from codex_gateway.inspect.usage_row import tokens_of
 from mitmproxy.test import tflow
+
+from scripts.fakes import codex_events as ev
+from tests.conftest import encode_upstream
 
 USAGE = {
     "prompt_tokens": 900,
@@ -21,7 +28,8 @@ USAGE = {
 }
 
 
-def meta(**overrides: Any) -> dict[str, Any]:
+def record(**overrides: Any) -> FlowRecord:
+    """A finished chat flow's record, from its saved (JSON) form."""
     base: dict[str, Any] = {
         "endpoint": "chat.completions",
         "started": 1000.0,
@@ -37,11 +45,11 @@ def meta(**overrides: Any) -> dict[str, Any]:
         "first_token_at": 1000.25,
         "finished_at": 1002.5,
     }
-    return {**base, **overrides}
+    return FlowRecord.from_json({k: v for k, v in {**base, **overrides}.items() if v is not None})
 
 
 def test_a_finished_stream_becomes_a_full_row() -> None:
-    assert row_from_meta(meta(), summary="OpenClaw | gpt-5.4") == RequestRow(
+    assert row_from_record(record(), summary="OpenClaw | gpt-5.4") == RequestRow(
         finished_at=1002.5,
         endpoint="chat.completions",
         client="OpenClaw",
@@ -72,16 +80,18 @@ def test_a_finished_stream_becomes_a_full_row() -> None:
         ({"failure": "upstream_status", "upstream_status": 429, "client_status": 429}, "failure", "upstream_status"),
         ({"upstream_status": 502}, "upstream_status", 502),
         ({"client_status": None}, "status", None),
-        ({"client_status": True}, "status", None),
+        ({"client_status": 99}, "status", None),
+        ({"codex_model": "gpt-5.4-mini"}, "model_served", "gpt-5.4-mini"),
         ({"usage": None}, "input_tokens", 0),
         ({"trace": None}, "run", None),
         ({"account": None}, "account", None),
         ({"client": None}, "client", "unknown client"),
         ({"endpoint": None}, "endpoint", "unknown"),
+        ({"endpoint": "a.future.endpoint"}, "endpoint", "a.future.endpoint"),
     ],
 )
 def test_row_fields(overrides: dict[str, Any], field: str, expected: Any) -> None:
-    assert getattr(row_from_meta(meta(**overrides)), field) == expected
+    assert getattr(row_from_record(record(**overrides)), field) == expected
 
 
 @pytest.mark.parametrize(
@@ -104,7 +114,7 @@ def test_a_flow_without_gateway_record_has_no_row() -> None:
 
 def test_a_server_replayed_flow_is_marked_and_keeps_its_comment() -> None:
     f = tflow.tflow(resp=True)
-    f.metadata[META] = meta()
+    set_record(f, record())
     f.is_replay = "response"
     f.comment = "OpenClaw (replayed) | gpt-5.4"
     row = row_from_flow(f)
@@ -113,6 +123,19 @@ def test_a_server_replayed_flow_is_marked_and_keeps_its_comment() -> None:
 
 def test_a_live_flow_is_not_marked_replayed() -> None:
     f = tflow.tflow(resp=True)
-    f.metadata[META] = meta()
+    set_record(f, record())
     row = row_from_flow(f)
     assert row is not None and not row.replayed
+
+
+def test_the_served_model_comes_from_the_answers_outcome() -> None:
+    served = record()
+    served.record_answer(200, Outcome(model="gpt-5.4-2026-03-05"))
+    assert row_from_record(served).model_served == "gpt-5.4-2026-03-05"
+
+
+def test_a_streamed_chat_answer_reports_the_model_upstream_named() -> None:
+    translator = ChatSSETranslator(ChatStream(model="gpt-5.4"))
+    translator(encode_upstream(ev.text("hi", model="gpt-5.4-2026-03-05")))
+    translator(b"")
+    assert translator.outcome().model == "gpt-5.4-2026-03-05"
