@@ -4,10 +4,11 @@
     codex-gateway accounts …                         logins, pin, exclusions, export/import, apply-codex, quota
     codex-gateway replay CAPTURE… [--gateway URL]    re-send captured chat requests, compare the answers' shapes
     codex-gateway openclaw-config [--gateway URL]    OpenClaw's provider configuration, from /v1/models
+    codex-gateway usage [--since 7d] [--by model]    requests, failures, tokens from the request log
     codex-gateway doctor                             check the path to the Codex backend
 
-Each subcommand's `--help` says more. From a checkout, `scripts/run.sh`, `scripts/accounts.py` and
-`scripts/replay_capture.py` run the same code.
+Each subcommand's `--help` says more. From a checkout, `scripts/run.sh`, `scripts/accounts.py`,
+`scripts/replay_capture.py` and `scripts/usage.py` run the same code.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .. import __version__
 
 __all__ = ["main"]
 
-COMMANDS = ("run", "accounts", "replay", "openclaw-config", "doctor")
+COMMANDS = ("run", "accounts", "replay", "openclaw-config", "usage", "doctor")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import openclaw
 
         return openclaw.main(rest)
+    if command == "usage":
+        from . import usage
+
+        return usage.main(rest)
     if command == "doctor":
         from . import doctor
 

@@ -1,0 +1,32 @@
+"""`codex-gateway usage`: the report from the request log, through the installed command's dispatch."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from pathlib import Path
+
+import orjson
+import pytest
+from codex_gateway.cli import main
+from codex_gateway.inspect.usage_log import DB_NAME
+from codex_gateway.inspect.usage_log import connect
+from codex_gateway.inspect.usage_log import insert_rows
+from codex_gateway.inspect.usage_log import migrate
+from codex_gateway.inspect.usage_row import RequestRow
+
+
+def test_usage_is_a_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with closing(connect(tmp_path / DB_NAME)) as conn:
+        migrate(conn)
+        insert_rows(conn, [RequestRow(time.time(), "responses", "Codex CLI", model="gpt-5.4", input_tokens=9)], pid=1)
+    assert main(["usage", "--gateway-home", str(tmp_path), "--by", "client", "--json"]) == 0
+    (group,) = orjson.loads(capsys.readouterr().out)["groups"]
+    assert (group["key"], group["requests"], group["input_tokens"]) == ("Codex CLI", 1, 9)
+
+
+def test_usage_without_a_log_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["usage", "--gateway-home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("codex-gateway usage: error: cannot read the request log: no request log at")
+    assert err.count("\n") == 1
