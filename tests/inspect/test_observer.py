@@ -87,6 +87,11 @@ def test_public_account_holds_no_account_id_nor_file() -> None:
     assert shown["label"] == "a@x" and not {"account", "account_id", "file"} & set(shown)
 
 
+def test_public_account_says_pinned_and_excluded() -> None:
+    shown = public_account({"label": "a@x", "pinned": True, "excluded": False})
+    assert (shown["pinned"], shown["excluded"]) == (True, False)
+
+
 # -- routes ----------------------------------------------------------------------------------------------------
 
 

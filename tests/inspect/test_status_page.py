@@ -135,6 +135,11 @@ def test_no_script_and_nothing_external() -> None:
     assert "script-src" not in PAGE_HEADERS["content-security-policy"]  # default-src 'none' forbids scripts
 
 
+def test_pinned_and_excluded_accounts_say_so() -> None:
+    p = parsed(page(accounts=[{"label": "a@x", "pinned": True}, {"label": "b@x", "excluded": True}]))
+    assert "ok, pinned" in p.text and "excluded" in p.text
+
+
 def test_database_trouble_is_shown() -> None:
     p = parsed(page(database={"error": "DatabaseError: file is not a database", "rows_lost": 4, "rows_dropped": 0}))
     assert any("file is not a database" in t for t in p.text) and "4 rows not logged" in p.text

@@ -62,6 +62,8 @@ _PUBLIC_ACCOUNT_KEYS = (
     "cooldown_until",
     "cooldown_reason",
     "login_required",
+    "pinned",
+    "excluded",
     "problem",
     "refreshes",
     "refresh_failures",

@@ -144,9 +144,11 @@ def _account_state(account: Mapping[str, Any], now: float) -> str:
     if until:
         reason = account.get("cooldown_reason") or "usage limit"
         return f"<span class='bad cooldown'>cooling down until {_e(_local(until))} ({_e(reason)})</span>"
+    if account.get("excluded"):
+        return "<span class='bad'>excluded</span>"
     if account.get("problem"):
         return f"<span class='bad'>{_e(account['problem'])}</span>"
-    return "<span class='ok'>ok</span>"
+    return "<span class='ok'>ok, pinned</span>" if account.get("pinned") else "<span class='ok'>ok</span>"
 
 
 def _token_chart(series: Mapping[str, Mapping[str, int]]) -> str:
