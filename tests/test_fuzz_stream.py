@@ -1,4 +1,5 @@
-"""Property tests: the SSE decoder + ChatStream under random chunkings and mangled upstream event sequences.
+"""Property tests: the SSE decoder + ChatStream under random chunkings and mangled upstream event sequences; any JSON
+value in any field of any event for the chat, Responses and Messages paths.
 
 Whatever upstream sends, the translator must not raise, and the client must get a valid chat stream that ends
 in `data: [DONE]` (success) or one `data: {"error": ...}` event (failure).
@@ -12,6 +13,11 @@ import functools
 import json
 from typing import Any
 
+from codex_gateway.anthropic.answer import MessagesOptions
+from codex_gateway.anthropic.answer import buffered_answer as messages_buffered_answer
+from codex_gateway.anthropic.answer import machine_for as messages_machine_for
+from codex_gateway.anthropic.stream import _HANDLERS as MESSAGES_HANDLERS
+from codex_gateway.anthropic.translator import MessagesSSETranslator
 from codex_gateway.chat.answer import ChatOptions
 from codex_gateway.chat.answer import buffered_answer as chat_buffered_answer
 from codex_gateway.chat.stream import _HANDLERS as CHAT_HANDLERS
@@ -169,7 +175,9 @@ def field_sources() -> tuple[tuple[dict[str, Any], ...], ...]:
 
 
 def test_the_field_fuzz_covers_every_event_type_the_machines_know() -> None:
-    known = set(CHAT_HANDLERS) | set(SKIPPED_EVENTS) | set(TERMINAL_STATUS) | {"response.queued"}
+    known = (
+        set(CHAT_HANDLERS) | set(MESSAGES_HANDLERS) | set(SKIPPED_EVENTS) | set(TERMINAL_STATUS) | {"response.queued"}
+    )
     assert known <= {e["type"] for events in field_sources() for e in events}
 
 
@@ -273,3 +281,44 @@ def test_any_field_any_value_responses_buffered(events: Framed, stream: bool) ->
         assert isinstance(json.loads(answer.body)["output_text"], str)
     else:
         assert set(json.loads(answer.body)["error"]) == {"message", "type", "param", "code"}
+
+
+MESSAGES = MessagesOptions("claude-opus-5-5", thinking="summarized", stop=("Hello",))
+
+
+def check_messages(body: bytes) -> None:
+    """A strict parse of the gateway's Anthropic stream: `event: <name>` + one `data:` line per frame, the data's
+    type repeating the name, ending with `message_stop` or an `error` event (and no `message_stop` before it)."""
+    assert body.endswith(b"\n\n")
+    names = []
+    for frame in body.split(b"\n\n")[:-1]:
+        head, data = frame.split(b"\n")
+        name = head.removeprefix(b"event: ").decode()
+        assert head.startswith(b"event: ") and data.startswith(b"data: "), frame[:80]
+        assert json.loads(data[len(b"data: ") :])["type"] == name
+        names.append(name)
+    assert names[-1] in {"message_stop", "error"} and names.count("message_stop") + names.count("error") == 1
+
+
+@given(events=fuzzed_fields(), data=st.data())
+@FIELD_FUZZ
+def test_any_field_any_value_messages_streamed(events: Framed, data: st.DataObject) -> None:
+    translator = MessagesSSETranslator(messages_machine_for(MESSAGES), ping_interval=1e9)
+    pieces = [p for p in data.draw(chunked(framed(events))) if p]
+    body = b"".join(out for piece in [*pieces, b""] for out in translator(piece))
+    assert not translator.broken
+    check_messages(body)
+
+
+@given(events=fuzzed_fields(), stream=st.booleans())
+@FIELD_FUZZ
+def test_any_field_any_value_messages_buffered(events: Framed, stream: bool) -> None:
+    options = MessagesOptions(MESSAGES.model, stream, MESSAGES.stop, MESSAGES.thinking)
+    answer = messages_buffered_answer(options, 200, {}, framed(events))
+    assert not (answer.error or "").startswith(GATEWAY_FAULT)
+    if stream:
+        check_messages(answer.body)
+    elif answer.status == 200:
+        assert json.loads(answer.body)["type"] == "message"
+    else:
+        assert json.loads(answer.body)["type"] == "error"

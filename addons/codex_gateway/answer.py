@@ -49,6 +49,17 @@ class ClientAnswer:
     def outcome(self) -> Outcome:
         return Outcome(self.finish_reason, self.usage, self.tool_calls, None, self.error, self.model)
 
+    def with_outcome(self, outcome: Outcome) -> ClientAnswer:
+        """This answer, recording how the state machine's answer ended (`outcome()` of a chat or Messages machine);
+        an error message the answer already has is kept."""
+        self.finish_reason = outcome.finish_reason
+        self.usage = outcome.usage
+        self.tool_calls = list(outcome.tool_calls)
+        self.model = outcome.model
+        if self.error is None:
+            self.error = outcome.error
+        return self
+
 
 @runtime_checkable
 class StreamCallable(Protocol):

@@ -10,13 +10,18 @@ An answer ends with one terminal event (`TERMINAL_STATUS`) or an `error` event. 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from .errors import failure_status
+from .sse import SSEEvent
 
 __all__ = [
     "chat_usage",
+    "parse_events",
     "unix_time",
     "SKIPPED_EVENTS",
     "TERMINAL_STATUS",
@@ -48,6 +53,34 @@ _EXACT = 2**53
 _FAILED = "The upstream model failed to produce an answer."
 # Why a response is incomplete → the chat finish_reason; any other reason reads as running out of tokens.
 _INCOMPLETE_FINISH = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+def parse_events(
+    events: Iterable[SSEEvent], skipped: frozenset[str] = SKIPPED_EVENTS
+) -> tuple[list[dict[str, Any]], int]:
+    """The JSON objects of upstream SSE events, in order, and how many events were junk (not a JSON object; an
+    upstream `[DONE]` is not junk). Events named in `skipped` are dropped unparsed; an object without a `type`
+    takes the SSE event's name (the backend repeats the type in the JSON; minimal servers may not)."""
+    out: list[dict[str, Any]] = []
+    bad = 0
+    for ev in events:
+        if ev.event in skipped:
+            continue  # nothing for the client; not worth parsing (the finished item repeats the text)
+        data = ev.data
+        if not data or data[0] != "{":
+            data = data.strip()  # rare: whitespace before the JSON, which Codex and the SDK accept
+            if not data.startswith("{"):
+                bad += data != "[DONE]"
+                continue
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            bad += 1  # Codex skips unparseable events too
+            continue
+        if "type" not in obj and ev.event:
+            obj["type"] = ev.event
+        out.append(obj)
+    return out, bad
 
 
 def unix_time(value: Any) -> int | None:

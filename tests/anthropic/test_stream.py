@@ -14,12 +14,15 @@ from codex_gateway.anthropic.stream import message_from_events
 from codex_gateway.anthropic.translator import MessagesSSETranslator
 from codex_gateway.anthropic.translator import encode_events
 from codex_gateway.anthropic.translator import run_body
+from codex_gateway.sse import SSEDecoder
 
 from scripts.fakes import codex_events as ev
 from tests.conftest import encode_upstream
 from tests.conftest import load_stream
+from tests.conftest import raising_after
 from tests.conftest import stream_names
 
+TRANSLATION_FAULT = "The gateway failed to translate the upstream answer (Boom)."
 FAILING = {"failed_after_text.sse", "stream_cut.sse", "error_event.sse"}
 
 
@@ -298,3 +301,54 @@ def test_buffered_and_streamed_answers_agree() -> None:
     assert streamed == encode_events(events)
     frames = [f for f in streamed.split(b"\n\n") if f]
     assert all(f.startswith(b"event: ") and json.loads(f.split(b"\ndata: ", 1)[1]) for f in frames)
+
+
+# -- the guard: a fault inside the gateway ends the client's stream at once -----------------------------------------
+
+GATEWAY_FAULT = {"type": "error", "error": {"type": "api_error", "message": TRANSLATION_FAULT}}
+
+
+def parsed(body: bytes) -> list[Event]:
+    """The client's SSE body as (event name, data) pairs (each frame an `event:` line and one `data:` line)."""
+    out: list[Event] = []
+    for block in body.split(b"\n\n")[:-1]:
+        head, data = block.split(b"\n")
+        assert head.startswith(b"event: ") and data.startswith(b"data: ")
+        out.append((head[len(b"event: ") :].decode(), json.loads(data[len(b"data: ") :])))
+    return out
+
+
+def broken_translator(monkeypatch: pytest.MonkeyPatch, *, after: int) -> MessagesSSETranslator:
+    """A translator whose state machine raises on the event after the first `after` events."""
+    m = machine()
+    monkeypatch.setattr(m, "feed", raising_after(m.feed, after))
+    return MessagesSSETranslator(m, ping_interval=1e9)
+
+
+@pytest.mark.parametrize("after", [0, 4])
+def test_an_exception_ends_the_stream_at_once_with_an_error_event(monkeypatch: pytest.MonkeyPatch, after: int) -> None:
+    translator = broken_translator(monkeypatch, after=after)
+    events = parsed(b"".join(translator(load_stream("plain_text.sse"))))
+    check_order(events)
+    assert events[-1] == ("error", GATEWAY_FAULT)
+    assert translator.broken and translator.outcome().error == TRANSLATION_FAULT
+
+
+def test_after_an_exception_nothing_more_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    translator = broken_translator(monkeypatch, after=0)
+    translator(load_stream("plain_text.sse"))
+    assert translator(load_stream("plain_text.sse")) == [] and translator(b"") == []
+
+
+def test_an_exception_after_message_stop_adds_no_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer was whole before the fault: an error event after message_stop would contradict it."""
+    translator = MessagesSSETranslator(machine(), ping_interval=1e9)
+    first = b"".join(translator(load_stream("plain_text.sse")))
+    monkeypatch.setattr(SSEDecoder, "close", lambda self: 1 / 0)
+    assert translator(b"") == [] and parsed(first)[-1][0] == "message_stop"
+
+
+def test_an_exception_in_a_buffered_body_fails_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    m = machine()
+    monkeypatch.setattr(m, "feed", raising_after(m.feed, 0))
+    assert run_body(m, load_stream("plain_text.sse")) == [("error", GATEWAY_FAULT)]

@@ -45,17 +45,11 @@ def buffered_answer(options: MessagesOptions, status: int, headers: Mapping[str,
     machine = machine_for(options)
     events = run_body(machine, body)
     if options.stream:  # exactly what the stream callable would have sent, in one piece
-        error = machine.error["message"] if machine.error else None
-        return _with_outcome(ClientAnswer(200, "text/event-stream", encode_events(events), error=error), machine)
-    if machine.error is not None:
+        answer = ClientAnswer(200, "text/event-stream", encode_events(events))
+    elif machine.error is not None:
         failed_status, _ = failure_type(machine.error.get("code"))
         failure = GatewayError(failed_status, machine.error["message"], code=machine.error.get("code"))
-        return _with_outcome(anthropic_error_answer(failure), machine)
-    return _with_outcome(ClientAnswer(200, "application/json", orjson.dumps(message_from_events(events))), machine)
-
-
-def _with_outcome(answer: ClientAnswer, machine: MessageStream) -> ClientAnswer:
-    answer.finish_reason = machine.stop_reason
-    answer.usage = machine.summary_usage
-    answer.tool_calls = list(machine.tool_uses)
-    return answer
+        answer = anthropic_error_answer(failure)
+    else:
+        answer = ClientAnswer(200, "application/json", orjson.dumps(message_from_events(events)))
+    return answer.with_outcome(machine.outcome())

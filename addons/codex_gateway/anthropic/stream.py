@@ -21,13 +21,24 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from ..answer import Outcome
 from ..chat.stop_sequences import StopMatcher
 from ..codex_events import STREAM_INCOMPLETE
 from ..codex_events import chat_usage
 from ..codex_events import incomplete_reason
+from ..codex_events import stream_incomplete
+from ..codex_events import upstream_failure
 from .request import SIGNATURE_PREFIX
 
-__all__ = ["MessageStream", "Event", "message_from_events", "failure_type", "anthropic_usage", "STREAM_INCOMPLETE"]
+__all__ = [
+    "MessageStream",
+    "Event",
+    "message_from_events",
+    "failure_type",
+    "anthropic_usage",
+    "error_event",
+    "STREAM_INCOMPLETE",
+]
 
 Event = tuple[str, dict[str, Any]]  # (SSE event name, data)
 
@@ -120,11 +131,22 @@ class MessageStream:
 
     def finish(self) -> list[Event]:
         """The upstream body ended. Without a terminal event the answer is incomplete: an `error` event."""
+        return self.fail(stream_incomplete())
+
+    def fail(self, error: dict[str, Any]) -> list[Event]:
+        """Ends the answer with `error` (an OpenAI error object, as `codex_events` makes them) unless it already
+        ended: the `error` event to send (never a `message_stop` after it)."""
         if self._terminal:
             return []
         out: list[Event] = []
-        self._fail({"type": "api_error", "message": STREAM_INCOMPLETE, "code": "stream_incomplete"}, out)
+        code = error.get("code")
+        self._fail({"type": failure_type(code)[1], "message": error["message"], "code": code}, out)
         return out
+
+    def outcome(self, first_token_at: float | None = None) -> Outcome:
+        """How the answer ended, for the flow record."""
+        error = self.error["message"] if self.error else None
+        return Outcome(self.stop_reason, self.summary_usage, list(self.tool_uses), first_token_at, error)
 
     # -- event handlers ---------------------------------------------------------------------------------
 
@@ -272,14 +294,7 @@ class MessageStream:
         out.append(("message_stop", {"type": "message_stop"}))
 
     def _on_failed(self, event: dict[str, Any], out: list[Event]) -> None:
-        response = event.get("response")
-        err: Any = response.get("error") if isinstance(response, dict) else None
-        if not isinstance(err, dict):
-            err = event.get("error") if isinstance(event.get("error"), dict) else event
-        code = err.get("code") if isinstance(err.get("code"), str) else None
-        message = err.get("message") if isinstance(err.get("message"), str) else None
-        error = {"type": failure_type(code)[1], "message": message or "The upstream model failed to answer."}
-        self._fail({**error, "code": code or "upstream_error"}, out)
+        out += self.fail(upstream_failure(event))
 
     # -- blocks -------------------------------------------------------------------------------------------
 
@@ -428,7 +443,12 @@ class MessageStream:
     def _fail(self, error: dict[str, Any], out: list[Event]) -> None:
         self.error = error
         self._terminal = True
-        out.append(("error", {"type": "error", "error": {"type": error["type"], "message": error["message"]}}))
+        out.append(error_event(error))
+
+
+def error_event(error: dict[str, Any]) -> Event:
+    """Anthropic's `error` event for an answer's `error` ({"type", "message", "code"})."""
+    return "error", {"type": "error", "error": {"type": error["type"], "message": error["message"]}}
 
 
 def anthropic_usage(usage: Any) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Bytes in, bytes out: the upstream SSE body through the `MessageStream` state machine.
 
-`MessagesSSETranslator` is the mitmproxy stream callable (called once per network read, then once with b""). It
-never returns b"" (an empty write would end a chunked HTTP/1 body). `run_body` and `translate_body` run the same
-code over a whole buffered body (non-streamed clients, replayed responses).
+`MessagesSSETranslator` is the mitmproxy stream callable (called once per network read, then once with b""; see
+`GuardedStream` for what every call promises: should the gateway itself fail, the client's stream ends at once
+with an `error` event). `run_body` and `translate_body` run the same code over a whole buffered body (non-streamed
+clients, replayed responses).
 
 Keep-alive: Anthropic clients expect `ping` events while the model works. mitmproxy calls a stream callable only
 when upstream bytes arrive, so a ping goes out when a read brings nothing for the client (reasoning whose text is
@@ -12,29 +13,34 @@ upstream that sends nothing at all is cut off after `codex_idle_timeout`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
-import orjson
-
 from ..answer import Outcome
-from ..codex_events import SKIPPED_EVENTS
-from ..sse import RawBodyKeeper
+from ..codex_events import parse_events
+from ..sse import GuardedStream
 from ..sse import SSEDecoder
 from ..sse import SSEEvent
 from ..sse import encode_data
 from ..sse import frame
+from ..sse import translation_failure
 from .stream import Event
 from .stream import MessageStream
+from .stream import error_event
 
 __all__ = ["MessagesSSETranslator", "run_body", "translate_body", "encode_events", "PING"]
+
+logger = logging.getLogger(__name__)
 
 PING = frame(b'{"type":"ping"}', "ping")
 PING_INTERVAL = 5.0
 
 
-class MessagesSSETranslator(RawBodyKeeper):
+class MessagesSSETranslator(GuardedStream):
     """Stream callable: upstream Codex SSE → Anthropic Messages SSE, at most one write per upstream read."""
+
+    protocol = "anthropic"
 
     def __init__(
         self,
@@ -53,52 +59,51 @@ class MessagesSSETranslator(RawBodyKeeper):
         self.bad_events = 0
         self.first_token_at: float | None = None  # wall time of the first content delta
         self._last_write = clock()
+        self._made: list[Event] = []  # events of the current read, until they are written
+        self._ended = False  # the end of the upstream body (or a fault) closed the answer
 
-    def __call__(self, data: bytes) -> list[bytes]:
-        if not data:
-            out = encode_events(self._run(self.decoder.close()) + self.machine.finish())
-            return [out] if out else []
-        if self.raw is not None:
-            self.raw += data
-        events = self._run(self.decoder.feed(data))
-        if self.first_token_at is None and any(name == "content_block_delta" for name, _ in events):
+    def outcome(self) -> Outcome:
+        """How the streamed answer ended, for the flow record (see `answer.StreamCallable`)."""
+        return self.machine.outcome(self.first_token_at)
+
+    def _take(self, events: list[SSEEvent]) -> None:
+        """Feeds the events to the state machine; the events it returns go to `_made`."""
+        objects, bad = parse_events(events)
+        self.bad_events += bad
+        made = self._made
+        feed = self.machine.feed
+        for obj in objects:
+            made += feed(obj)
+        if self.first_token_at is None and any(name == "content_block_delta" for name, _ in made):
             self.first_token_at = time.time()
-        out = encode_events(events)
+
+    def _end(self) -> None:
+        self._made += self.machine.finish()
+        self._ended = True
+
+    def _written(self) -> bytes:
+        """The events made since the last call; a ping when there are none and the last write is old."""
+        out = encode_events(self._made)
+        self._made = []
         now = self.clock()
         if out:
             self._last_write = now
-        elif now - self._last_write >= self.ping_interval and not self.machine.done:
+        elif not self._ended and not self.machine.done and now - self._last_write >= self.ping_interval:
             out = PING
             self.pings += 1
             self._last_write = now
-        return [out] if out else []
-
-    def outcome(self) -> Outcome:
-        """How the streamed answer ended, for the flow record."""
-        machine = self.machine
-        error = machine.error["message"] if machine.error else None
-        return Outcome(machine.stop_reason, machine.summary_usage, list(machine.tool_uses), self.first_token_at, error)
-
-    def _run(self, events: list[SSEEvent]) -> list[Event]:
-        out: list[Event] = []
-        feed = self.machine.feed
-        for ev in events:
-            if ev.event in SKIPPED_EVENTS:
-                continue  # nothing for the client; not worth parsing (the finished item repeats the text)
-            data = ev.data.strip()
-            if not data.startswith("{"):
-                self.bad_events += data != "[DONE]"
-                continue
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                self.bad_events += 1  # Codex skips unparseable events too
-                continue
-            if isinstance(obj, dict):
-                if "type" not in obj and ev.event:
-                    obj["type"] = ev.event
-                out += feed(obj)
         return out
+
+    def _broken(self, exc: Exception) -> bytes:
+        """The events made before the fault, then an `error` event (and never a `message_stop`), unless the answer
+        had already ended."""
+        self._made += self.machine.fail(translation_failure(exc))
+        self._ended = True
+        try:
+            return self._written()
+        except Exception:  # the fault was an event that cannot be encoded: the error event alone
+            self.machine.error = {"type": "api_error", "message": translation_failure(exc)["message"], "code": None}
+            return encode_events([error_event(self.machine.error)])
 
 
 def encode_events(events: list[Event]) -> bytes:
@@ -109,7 +114,12 @@ def encode_events(events: list[Event]) -> bytes:
 def run_body(machine: MessageStream, body: bytes) -> list[Event]:
     """All events the state machine produces for a complete upstream body (its end included)."""
     translator = MessagesSSETranslator(machine, keep_raw=False)
-    return translator._run(translator.decoder.feed(body) + translator.decoder.close()) + machine.finish()
+    try:
+        translator._take(translator.decoder.feed(body) + translator.decoder.close())
+    except Exception as e:  # as in the stream callable: the answer fails, nothing escapes
+        logger.exception("codex-gateway: translating a buffered Anthropic answer failed")
+        return translator._made + machine.fail(translation_failure(e))
+    return translator._made + machine.finish()
 
 
 def translate_body(machine: MessageStream, body: bytes) -> bytes:

@@ -43,21 +43,13 @@ def buffered_answer(options: ChatOptions, status: int, headers: Mapping[str, str
     # A non-streamed answer always carries usage; it is folded from the same chunks a stream would get.
     machine = machine_for(options, always_usage=not stream)
     if stream:  # exactly what the stream callable would have sent, in one piece
-        out = translate_body(machine, body)
-        answer = ClientAnswer(200, "text/event-stream", out, error=machine.error["message"] if machine.error else None)
-        return _with_outcome(answer, machine)
-    chunks = run_body(machine, body)
-    if machine.error is not None:
-        e = machine.error
-        status, etype = failure_status(e.get("code"), e.get("type"))
-        failure = GatewayError(status, e["message"], type=etype, param=e.get("param"), code=e.get("code"))
-        return _with_outcome(ClientAnswer.from_error(failure), machine)
-    return _with_outcome(ClientAnswer(200, "application/json", orjson.dumps(render_completion(chunks))), machine)
-
-
-def _with_outcome(answer: ClientAnswer, machine: ChatStream) -> ClientAnswer:
-    answer.finish_reason = machine.finish_reason
-    answer.usage = machine.usage
-    answer.tool_calls = list(machine.tool_call_names)
-    answer.model = machine.model
-    return answer
+        answer = ClientAnswer(200, "text/event-stream", translate_body(machine, body))
+    else:
+        chunks = run_body(machine, body)
+        if (e := machine.error) is not None:
+            status, etype = failure_status(e.get("code"), e.get("type"))
+            failure = GatewayError(status, e["message"], type=etype, param=e.get("param"), code=e.get("code"))
+            answer = ClientAnswer.from_error(failure)
+        else:
+            answer = ClientAnswer(200, "application/json", orjson.dumps(render_completion(chunks)))
+    return answer.with_outcome(machine.outcome())

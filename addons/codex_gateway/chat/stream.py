@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any
 
+from ..answer import Outcome
 from ..codex_events import SKIPPED_EVENTS
 from ..codex_events import chat_usage
 from ..codex_events import incomplete_finish_reason
@@ -105,6 +106,11 @@ class ChatStream:
             out.append(self._chunk({"role": "assistant", "content": ""}))
         self._fail(error, out)
         return out
+
+    def outcome(self, first_token_at: float | None = None) -> Outcome:
+        """How the answer ended, for the flow record."""
+        error = self.error["message"] if self.error else None
+        return Outcome(self.finish_reason, self.usage, list(self.tool_call_names), first_token_at, error, self.model)
 
     # -- event handlers ---------------------------------------------------------------------------------
 

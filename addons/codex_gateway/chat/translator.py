@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..answer import Outcome
+from ..codex_events import parse_events
 from ..sse import DONE
 from ..sse import GuardedStream
 from ..sse import SSEDecoder
@@ -51,11 +52,7 @@ class ChatSSETranslator(GuardedStream):
 
     def outcome(self) -> Outcome:
         """How the answer ended, for the flow record (see `answer.StreamCallable`)."""
-        machine = self.machine
-        error = machine.error["message"] if machine.error else None
-        return Outcome(
-            machine.finish_reason, machine.usage, machine.tool_call_names, self.first_token_at, error, machine.model
-        )
+        return self.machine.outcome(self.first_token_at)
 
     def _end(self) -> None:
         self._made += self.machine.finish()
@@ -86,27 +83,12 @@ class ChatSSETranslator(GuardedStream):
         if len(events) == 1 and events[0].event == TEXT_DELTA and self._frame.head is not None:
             if self._take_text(events[0].data):
                 return
+        objects, bad = parse_events(events, self.machine.skipped_events)
+        self.bad_events += bad
         made = self._made
-        machine = self.machine
-        feed = machine.feed
-        for ev in events:
-            if ev.event in machine.skipped_events:
-                continue  # nothing for the client; not worth parsing (the finished item repeats the text)
-            data = ev.data
-            if not data or data[0] != "{":
-                data = data.strip()  # rare: whitespace before the JSON, which Codex and the SDK accept
-                if not data.startswith("{"):
-                    self.bad_events += data != "[DONE]"
-                    continue
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                self.bad_events += 1  # Codex skips unparseable events too
-                continue
-            if isinstance(obj, dict):
-                if "type" not in obj and ev.event:
-                    obj["type"] = ev.event  # the backend repeats the type in the JSON; minimal servers may not
-                made += feed(obj)
+        feed = self.machine.feed
+        for obj in objects:
+            made += feed(obj)
 
     def _take_text(self, data: str) -> bool:
         """A read that holds one text delta, written by `TextFrame`. False: the general path takes the read."""
