@@ -76,6 +76,7 @@ from .settings import Settings
 from .settings import deferred_option_problems
 from .settings import parse_settings
 from .settings import register_options
+from .sse import translation_failure
 from .upstream import flows as proxy_flows
 from .upstream.gate import ProxyGate
 
@@ -251,7 +252,7 @@ class CodexGateway:
             self._defer_answer(flow, self._error_answer(flow, e))
         except Exception as e:
             logger.exception("codex-gateway: translating the upstream answer failed")
-            failure = GatewayError(502, f"The gateway failed to translate the upstream answer ({type(e).__name__}).")
+            failure = GatewayError(502, translation_failure(e)["message"])
             self._defer_answer(flow, self._error_answer(flow, failure))
         finally:
             if self.access is not None:

@@ -180,6 +180,16 @@ class GuardedStream(RawBodyKeeper):
             out = self._broken(e)
         return [out] if out else []
 
+    def take_body(self, body: bytes) -> Exception | None:
+        """A whole buffered body's events taken (`_take`, not `_end`) under the same promise as a stream call:
+        the exception that stopped them (logged once), else None."""
+        try:
+            self._take(self.decoder.feed(body) + self.decoder.close())
+        except Exception as e:
+            logger.exception("codex-gateway: translating a buffered %s answer failed", self.protocol)
+            return e
+        return None
+
     def _take(self, events: list[SSEEvent]) -> None:
         """Takes the events of one read; what they make for the client waits for `_written`."""
         raise NotImplementedError

@@ -13,7 +13,6 @@ upstream that sends nothing at all is cut off after `codex_idle_timeout`.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
@@ -30,8 +29,6 @@ from .stream import MessageStream
 from .stream import error_event
 
 __all__ = ["MessagesSSETranslator", "run_body", "translate_body", "encode_events", "PING"]
-
-logger = logging.getLogger(__name__)
 
 PING = frame(b'{"type":"ping"}', "ping")
 PING_INTERVAL = 5.0
@@ -114,12 +111,8 @@ def encode_events(events: list[Event]) -> bytes:
 def run_body(machine: MessageStream, body: bytes) -> list[Event]:
     """All events the state machine produces for a complete upstream body (its end included)."""
     translator = MessagesSSETranslator(machine, keep_raw=False)
-    try:
-        translator._take(translator.decoder.feed(body) + translator.decoder.close())
-    except Exception as e:  # as in the stream callable: the answer fails, nothing escapes
-        logger.exception("codex-gateway: translating a buffered Anthropic answer failed")
-        return translator._made + machine.fail(translation_failure(e))
-    return translator._made + machine.finish()
+    fault = translator.take_body(body)  # as in the stream callable: a fault fails the answer, nothing escapes
+    return translator._made + (machine.fail(translation_failure(fault)) if fault else machine.finish())
 
 
 def translate_body(machine: MessageStream, body: bytes) -> bytes:

@@ -8,7 +8,6 @@ over a whole buffered body.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -28,8 +27,6 @@ from .stream import Chunk
 from .stream import completion_from_chunks
 
 __all__ = ["ChatSSETranslator", "run_body", "translate_body", "render_completion"]
-
-logger = logging.getLogger(__name__)
 
 
 class ChatSSETranslator(GuardedStream):
@@ -153,12 +150,8 @@ class TextFrame:
 def run_body(machine: ChatStream, body: bytes) -> list[dict[str, Any]]:
     """All chunks the state machine produces for a complete upstream body (end of stream included)."""
     translator = ChatSSETranslator(machine, keep_raw=False)
-    try:
-        translator._take(translator.decoder.feed(body) + translator.decoder.close())
-    except Exception as e:  # as in the stream callable: the answer fails, nothing escapes
-        logger.exception("codex-gateway: translating a buffered chat answer failed")
-        return translator._made + machine.fail(translation_failure(e))
-    return translator._made + machine.finish()
+    fault = translator.take_body(body)  # as in the stream callable: a fault fails the answer, nothing escapes
+    return translator._made + (machine.fail(translation_failure(fault)) if fault else machine.finish())
 
 
 def translate_body(machine: ChatStream, body: bytes) -> bytes:

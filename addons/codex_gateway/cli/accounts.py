@@ -62,6 +62,7 @@ from ..upstream.client import upstream_client
 from ..upstream.proxy import ProxyConfig
 from ..upstream.proxy import proxy_config
 from .args import Parser
+from .args import add_login_options
 from .args import fail
 from .progress import Progress
 
@@ -320,11 +321,7 @@ def _env_float(name: str) -> float | None:
 def _parser(prog: str) -> argparse.ArgumentParser:
     # Accepted before or after the subcommand; SUPPRESS keeps a subparser from erasing what the main parser got.
     common = Parser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--issuer", help=f"OAuth issuer (env CODEX_AUTH_ISSUER; default {DEFAULT_ISSUER})")
-    common.add_argument("--gateway-home", help="gateway state directory (env CODEX_GATEWAY_HOME; ~/.codex-gateway)")
-    common.add_argument("--codex-home", help="Codex CLI home with auth.json (env CODEX_HOME; ~/.codex)")
-    common.add_argument("--proxy", help="HTTP(S) proxy, like codex_proxy (default: HTTPS_PROXY from the environment)")
-    common.add_argument("--no-proxy", help="comma-separated hosts reached without the proxy, like codex_no_proxy")
+    add_login_options(common)
     common.add_argument("--state", help="files, or redis://[:password@]host:port/db (env CODEX_GATEWAY_STATE)")
     common.add_argument("--state-prefix", help="key prefix in Redis (env CODEX_GATEWAY_STATE_PREFIX)")
     parser = Parser(

@@ -17,10 +17,12 @@ import os
 
 import orjson
 
+from ..accounts.oauth import DEFAULT_ISSUER
 from ..settings import DEFAULT_UPSTREAM
 from ..settings import settings_from
 from ..upstream.doctor import run_doctor
 from .args import Parser
+from .args import add_login_options
 from .args import fail
 
 __all__ = ["main"]
@@ -35,7 +37,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = settings_from(
             codex_upstream=args.upstream or os.environ.get("CODEX_UPSTREAM") or DEFAULT_UPSTREAM,
-            codex_auth_issuer=args.issuer or os.environ.get("CODEX_AUTH_ISSUER") or "https://auth.openai.com",
+            codex_auth_issuer=args.issuer or os.environ.get("CODEX_AUTH_ISSUER") or DEFAULT_ISSUER,
             codex_home=args.codex_home or "",
             gateway_home=args.gateway_home or "",
             codex_proxy=args.proxy,
@@ -51,11 +53,7 @@ def main(argv: list[str]) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--upstream", help=f"the Codex backend (env CODEX_UPSTREAM; default {DEFAULT_UPSTREAM})")
-    parser.add_argument("--proxy", help="HTTP(S) proxy, like codex_proxy (default: HTTPS_PROXY from the environment)")
-    parser.add_argument("--no-proxy", help="comma-separated hosts reached without the proxy, like codex_no_proxy")
-    parser.add_argument("--codex-home", help="Codex CLI home with auth.json (env CODEX_HOME; ~/.codex)")
-    parser.add_argument("--gateway-home", help="gateway state directory (env CODEX_GATEWAY_HOME; ~/.codex-gateway)")
-    parser.add_argument("--issuer", help="OAuth issuer, for a token refresh on the way (env CODEX_AUTH_ISSUER)")
+    add_login_options(parser)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per step (default 10)")
     parser.add_argument("--json", action="store_true", help="the report as JSON")
     return parser

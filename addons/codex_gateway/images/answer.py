@@ -19,6 +19,8 @@ import orjson
 
 from ..answer import ClientAnswer
 from ..codex_events import chat_usage
+from ..codex_events import stream_incomplete
+from ..codex_events import upstream_failure
 from ..errors import GatewayError
 from ..errors import failure_status
 from ..errors import upstream_error
@@ -91,7 +93,7 @@ class _Seen:
     partial: str | None = None  # the last partial image
     texts: list[str] = field(default_factory=list)  # what the model said instead of calling the tool
     final: Mapping[str, Any] | None = None  # the completed (or incomplete) response
-    failure: Mapping[str, Any] | None = None  # the error of a failed response or an error event
+    failure: Mapping[str, Any] | None = None  # the failure a failed response or an error event reports
 
 
 def _collect(events: Iterable[Mapping[str, Any]]) -> _Seen:
@@ -118,24 +120,18 @@ def _collect(events: Iterable[Mapping[str, Any]]) -> _Seen:
                 seen.partial = ev["partial_image_b64"]
         elif kind in ("response.completed", "response.incomplete"):
             seen.final = response if isinstance(response, Mapping) else {}
-        elif kind == "response.failed":
-            err = response.get("error") if isinstance(response, Mapping) else None
-            seen.failure = err if isinstance(err, Mapping) else {}
-        elif kind == "error":
-            nested = ev.get("error")
-            seen.failure = nested if isinstance(nested, Mapping) else ev
+        elif kind in ("response.failed", "error"):
+            seen.failure = upstream_failure(ev)
     return seen
 
 
 def _stream_failure(failure: Mapping[str, Any] | None) -> GatewayError:
-    """The client's error for a failed upstream answer, or (`failure` None) for one that ended unfinished."""
-    source = failure if failure is not None else {"code": "stream_incomplete"}
-    code = source.get("code") if isinstance(source.get("code"), str) else None
-    status, etype = failure_status(code, source.get("type"))
-    message = source.get("message") if isinstance(source.get("message"), str) else None
+    """The client's error for a failed upstream answer (an `upstream_failure`), or (`failure` None) for one that
+    ended unfinished."""
     if failure is None:
-        message = "The upstream stream ended before the image was finished."
-    return GatewayError(status, message or "Image generation failed upstream.", type=etype, code=code)
+        failure = {**stream_incomplete(), "message": "The upstream stream ended before the image was finished."}
+    status, etype = failure_status(failure["code"], failure["type"])
+    return GatewayError(status, failure["message"], type=etype, code=failure["code"])
 
 
 def _no_image(calls: list[Mapping[str, Any]], texts: list[str]) -> GatewayError:
