@@ -40,27 +40,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def issuer(clock: Clock) -> Iterator[FakeIssuer]:
-    with FakeIssuer(clock=clock, access_ttl=30 * 24 * HOUR) as fake:
-        yield fake
-
-
-@pytest.fixture
-def homes(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "codex", tmp_path / "gateway"
-
-
-@pytest.fixture
-def pool(homes: tuple[Path, Path], issuer: FakeIssuer, clock: Clock) -> AccountPool:
-    return AccountPool(homes[0], homes[1], issuer.url, clock=clock)
-
-
 def codex_login(homes: tuple[Path, Path], issuer: FakeIssuer, clock: Clock, email: str, **kw: int) -> IssuedTokens:
     tokens = issuer.issue(issuer.add_account(email), **kw)
     atomic_write_json(homes[0] / "auth.json", tokens.auth_json(format_iso(clock() - HOUR)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -19,27 +18,6 @@ from tests.accounts.test_pool import Clock
 from tests.accounts.test_pool import codex_login
 from tests.accounts.test_pool import gateway_login
 from tests.accounts.test_pool import quota_headers
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def issuer(clock: Clock) -> Iterator[FakeIssuer]:
-    with FakeIssuer(clock=clock, access_ttl=30 * 24 * HOUR) as fake:
-        yield fake
-
-
-@pytest.fixture
-def homes(tmp_path: Path) -> tuple[Path, Path]:
-    return tmp_path / "codex", tmp_path / "gateway"
-
-
-@pytest.fixture
-def pool(homes: tuple[Path, Path], issuer: FakeIssuer, clock: Clock) -> AccountPool:
-    return AccountPool(homes[0], homes[1], issuer.url, clock=clock)
 
 
 def select(homes: tuple[Path, Path], pinned: str | None = None, excluded: frozenset[str] = frozenset()) -> None:
