@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import html
 import secrets
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -25,14 +23,11 @@ from scripts.fakes.codex_backend import FakeCodexBackend
 from scripts.gateway_process import FakeLogin
 from scripts.gateway_process import GatewayProcess
 from scripts.gateway_process import free_port
+from tests.e2e.chromium import CHROMIUM
+from tests.e2e.chromium import MISSING
+from tests.e2e.chromium import render
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM = next((path for name in BROWSERS if (path := shutil.which(name))), None)
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium binary on PATH (install Debian's: apt-get install -y --no-install-recommends chromium)",
-)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
 
 
 class FlowTable(HTMLParser):
@@ -75,28 +70,6 @@ class FlowTable(HTMLParser):
             self.headers.append(data.strip())
         elif self._tag == "td" and self.rows:
             self.rows[-1][self._cell] += data
-
-
-def render(url: str, profile: Path, budget_ms: int) -> str:
-    assert CHROMIUM is not None
-    args = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={profile}",
-        f"--virtual-time-budget={budget_ms}",
-        "--dump-dom",
-        url,
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
 
 
 @pytest.fixture

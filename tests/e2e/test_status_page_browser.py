@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from contextlib import closing
 from html.parser import HTMLParser
@@ -30,10 +29,12 @@ from scripts.fakes.codex_events import usage
 from scripts.fakes.fake_issuer import FakeIssuer
 from scripts.gateway_process import GatewayProcess
 from scripts.gateway_process import write_login
-from tests.e2e.test_mitmweb_browser import CHROMIUM
-from tests.e2e.test_mitmweb_browser import render
+from tests.e2e.chromium import CHROMIUM
+from tests.e2e.chromium import MISSING
+from tests.e2e.chromium import render
+from tests.e2e.chromium import run_headless
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary on PATH")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=MISSING)
 
 KEY = "page-key-" + "7" * 8
 LIMIT = {
@@ -152,22 +153,5 @@ def test_the_status_page_in_a_browser(backend: FakeCodexBackend, issuer: FakeIss
 
 
 def _screenshot(url: str, profile: Path, out: Path) -> None:
-    assert CHROMIUM is not None
-    args = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        "--window-size=1280,1250",
-        f"--screenshot={out}",
-        url,
-    ]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and out.exists(), proc.stderr[-2000:]
+    run_headless(url, profile, "--hide-scrollbars", "--window-size=1280,1250", f"--screenshot={out}")
+    assert out.exists()
