@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +20,7 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 from mitmproxy.test import tutils
 
+from scripts.gateway_process import ADDONS
 from scripts.gateway_process import write_codex_home
 
 CHAT = orjson.dumps({"model": "gpt-5.4", "messages": [{"role": "user", "content": "hi"}]})
@@ -155,3 +159,15 @@ def test_server_replay_flag_follows_the_option() -> None:
     with taddons.context() as tctx:  # a new master: its own options
         tctx.options.add_option("server_replay", Sequence[str], ["other.mitm"], "flows to replay")
         assert flag() is True
+
+
+def test_the_anthropic_translation_loads_on_first_use_not_with_the_addon() -> None:
+    """Its pydantic schema and state machine (about 3 MiB resident) stay out of a gateway no Anthropic client uses;
+    the first Messages request loads them (tests/e2e/test_anthropic_e2e.py serves them)."""
+    probe = (
+        "import sys; import codex_gateway.addon; from codex_gateway.http import endpoints; "
+        "print(sorted(m for m in sys.modules if m.startswith('codex_gateway.anthropic.')))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ADDONS)}
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    assert loaded.stdout.split() == ["['codex_gateway.anthropic.errors',", "'codex_gateway.anthropic.models']"]

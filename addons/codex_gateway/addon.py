@@ -30,7 +30,6 @@ from .accounts.login_store import StoreUnavailable
 from .accounts.upstream_access import UpstreamAccess
 from .answer import ClientAnswer
 from .answer import StreamCallable
-from .anthropic.count import count_tokens
 from .anthropic.models import anthropic_model_list
 from .anthropic.models import model_info as anthropic_model_info
 from .errors import GatewayError
@@ -41,11 +40,13 @@ from .flow_record import set_record
 from .http.answer_writer import AnswerWriter
 from .http.answer_writer import answer_headers
 from .http.answer_writer import json_response
+from .http.answer_writer import keeps_stream_bodies
 from .http.answer_writer import write_answer
 from .http.cors import allowed_origin
 from .http.cors import cors_headers
 from .http.cors import preflight_headers
 from .http.endpoints import buffered_answer
+from .http.endpoints import count_message_tokens
 from .http.endpoints import error_answer
 from .http.endpoints import prepare_upstream
 from .http.endpoints import stream_translator
@@ -81,6 +82,9 @@ from .upstream import flows as proxy_flows
 from .upstream.gate import ProxyGate
 
 logger = logging.getLogger(__name__)
+
+# mitmproxy's options of the addons that read a finished flow after the gateway (see `_keep_bodies`).
+READERS_OF_FLOWS = frozenset({"hardump", "save_stream_file", "flow_detail"})
 
 
 class CodexGateway:
@@ -146,6 +150,8 @@ class CodexGateway:
         self.catalog.aliases = settings.model_aliases
         self.settings = settings
         self.observer.configure(settings)
+        if self.writer.registered and updated & READERS_OF_FLOWS:
+            self._keep_bodies()
         if "codex_idle_timeout" in updated:
             # mitmproxy closes a connection after tcp_timeout seconds without traffic: a stalled upstream stream
             # is then cut off towards the client (an incomplete chunked body, never a clean finish).
@@ -167,7 +173,7 @@ class CodexGateway:
             ctx.master.addons.remove(old)
         ctx.master.addons.add(self.writer)
         self.writer.registered = True
-        self.writer.keeps_flows = ctx.master.addons.get("view") is not None  # mitmweb shows flows later
+        self._keep_bodies()
         if self._switch_listener is not None and ctx.options.mode == ["regular"]:
             logger.info("codex-gateway: no --mode given, switching the listener to %s", DEFAULT_LISTEN)
             # Lazy: an eager reverse proxy would connect to the nominal target for every client connection,
@@ -218,7 +224,7 @@ class CodexGateway:
             self.access.record(flow.id, codex_fields(response.headers))
         if not (200 <= response.status_code < 300) or response.raw_content is not None:
             return  # buffered: upstream error or replayed body; translated in `response`
-        stream = stream_translator(record)
+        stream = stream_translator(record, keep_raw=self.writer.keeps_streams)
         if stream is None:
             return  # a non-streaming client: buffered and answered in `response`
         response.stream = stream
@@ -280,6 +286,22 @@ class CodexGateway:
         annotate(flow)
         self.observer.record(flow)
 
+    def _keep_bodies(self) -> None:
+        """What the answer writer keeps of finished flows, from who reads them later: mitmweb's view and a HAR
+        export (`hardump`) keep whole flows; a save file and mitmdump's body printing need the raw upstream SSE."""
+        options = ctx.options
+
+        def option(name: str, default: Any) -> Any:  # each is another addon's (mitmweb has no Dumper)
+            return getattr(options, name) if name in options else default
+
+        writer = self.writer
+        writer.keeps_flows = ctx.master.addons.get("view") is not None or bool(option("hardump", ""))
+        writer.keeps_streams = keeps_stream_bodies(
+            keeps_flows=writer.keeps_flows,
+            save_stream_file=option("save_stream_file", None),
+            flow_detail=option("flow_detail", 1),
+        )
+
     def http_connect_upstream(self, flow: http.HTTPFlow) -> None:
         if self.gate is not None:
             proxy_flows.authorize_connect(flow, self.gate)  # the proxy's credentials, on mitmproxy's CONNECT only
@@ -315,7 +337,7 @@ class CodexGateway:
         check_body(content_type, len(raw), settings.body_limit, multipart=route is Route.IMAGES_EDITS)
         parsed = _json_or_none(raw)  # parsed once: for the client's name here and the translation below
         if route is Route.COUNT_TOKENS:  # answered here: a local estimate, nothing goes upstream
-            counted = count_tokens(raw, parsed, client_headers, settings.claude_models)
+            counted = count_message_tokens(raw, parsed, client_headers, settings.claude_models)
             flow.response = json_response(200, counted, origin)
             self._record_local(flow, route, client_name(client_headers, parsed))
             return

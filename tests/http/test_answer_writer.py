@@ -15,6 +15,7 @@ from codex_gateway.flow_record import set_record
 from codex_gateway.http.answer_writer import AnswerWriter
 from codex_gateway.http.answer_writer import answer_headers
 from codex_gateway.http.answer_writer import json_response
+from codex_gateway.http.answer_writer import keeps_stream_bodies
 from codex_gateway.http.answer_writer import write_answer
 from codex_gateway.inspect.summary import upstream_body
 from mitmproxy import http
@@ -205,3 +206,25 @@ def test_writer_remembers_the_replaced_upstream_body_only_for_a_view(keeps_flows
     f = flow()
     writer_for(f, keeps_flows=keeps_flows, answer=ANSWER).response(f)
     assert upstream_body(f) == (b"raw upstream body" if keeps_flows else None)
+
+
+# -- keeps_stream_bodies ------------------------------------------------------------------------------------------
+
+KEEPERS = [
+    # keeps_flows, save_stream_file, flow_detail, kept
+    (False, None, 1, False),  # plain mitmdump: nothing reads the raw SSE again
+    (False, "", 2, False),  # headers only
+    (True, None, 1, True),  # mitmweb's view (or a HAR export)
+    (False, "capture.flows", 1, True),  # -w: the saved flow feeds server replay
+    (False, "+capture.flows", 0, True),  # appending
+    (False, None, 3, True),  # mitmdump prints bodies
+    (False, None, 4, True),
+]
+
+
+@pytest.mark.parametrize("keeps_flows, save_stream_file, flow_detail, kept", KEEPERS)
+def test_the_raw_upstream_sse_is_kept_only_for_a_reader(
+    keeps_flows: bool, save_stream_file: str | None, flow_detail: int, kept: bool
+) -> None:
+    wanted = keeps_stream_bodies(keeps_flows=keeps_flows, save_stream_file=save_stream_file, flow_detail=flow_detail)
+    assert wanted is kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from typing import Any
 
@@ -35,6 +36,9 @@ CHAT = orjson.dumps(
     }
 )
 RESPONSES = orjson.dumps({"model": "gpt-5.4", "input": "hi", "stream": True, "prompt_cache_key": "resp-session"})
+MESSAGES = orjson.dumps(
+    {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+)
 COMPACT = orjson.dumps({"model": "gpt-5.4", "input": [{"type": "message", "role": "user", "content": "hi"}]})
 PNG = base64.b64decode(ev.TINY_PNG_B64)
 IMAGE = orjson.dumps({"prompt": "a red square", "size": "1024x1024"})
@@ -250,9 +254,32 @@ def test_everything_else_is_buffered(meta: dict[str, Any]) -> None:
     assert stream_translator(FlowRecord.from_json(meta)) is None
 
 
-@pytest.mark.parametrize("route, raw", [(Route.CHAT, CHAT), (Route.RESPONSES, RESPONSES)])
-def test_both_stream_callables_are_stream_callables(route: Route, raw: bytes) -> None:
+STREAMED = [(Route.CHAT, CHAT), (Route.RESPONSES, RESPONSES), (Route.MESSAGES, MESSAGES)]
+
+
+@pytest.mark.parametrize("route, raw", STREAMED)
+def test_every_stream_callable_is_a_stream_callable(route: Route, raw: bytes) -> None:
     assert isinstance(stream_translator(recorded(route, raw)), StreamCallable)
+
+
+def _streamed(route: Route, raw: bytes, upstream: bytes, *, keep_raw: bool) -> tuple[bytes, bytes]:
+    """What a stream callable wrote for `upstream` read in two pieces, and the raw body it hands to the flow."""
+    translator = stream_translator(recorded(route, raw), keep_raw=keep_raw)
+    assert translator is not None
+    half = len(upstream) // 2
+    written = b"".join(b"".join(translator(piece)) for piece in (upstream[:half], upstream[half:], b""))
+    return written, translator.take_raw_body()
+
+
+@pytest.mark.parametrize("route, raw", STREAMED, ids=[r.value for r, _ in STREAMED])
+def test_a_stream_callable_keeps_the_upstream_sse_only_when_asked_and_answers_the_same(
+    route: Route, raw: bytes
+) -> None:
+    upstream = encode_upstream(ev.text(["Hel", "lo"], usage=ev.usage(7, 2)))
+    kept_answer, kept = _streamed(route, raw, upstream, keep_raw=True)
+    answer, not_kept = _streamed(route, raw, upstream, keep_raw=False)
+    assert (kept, not_kept) == (upstream, b"")
+    assert _without_ids(answer) == _without_ids(kept_answer) and b"lo" in answer
 
 
 @pytest.mark.parametrize("other", [True, False, lambda data: [data]])
@@ -278,6 +305,11 @@ def test_outcome_of_a_failed_responses_stream() -> None:
     translator(b"")
     outcome = translator.outcome()
     assert (outcome.finish_reason, outcome.error) == (None, "Busy.")
+
+
+def _without_ids(answer: bytes) -> bytes:
+    """An answer with the ids and clocks each translator makes anew (chat ids, message ids, created times)."""
+    return re.sub(rb'"(id|created|created_at)":("[^"]*"|\d+)', b"", answer)
 
 
 # -- buffered_answer --------------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -94,3 +96,26 @@ async def test_oauth_without_a_client_follows_the_environment(
     with pytest.raises(OAuthError):  # the fake proxy answers itself, with no token
         await refresh_tokens(None, "http://issuer.test", "rt_x")
     assert [(s.method, s.target) for s in proxy.seen] == [("POST", "http://issuer.test/oauth/token")]
+
+
+async def test_the_ca_bundle_is_loaded_on_the_first_request_once_per_route(
+    proxy: FakeConnectProxy, origin: FakeConnectProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each transport's SSL context holds the CA bundle (about 1 MiB resident): a client that sends nothing, as a
+    gateway with fresh tokens and a cached model list, loads none."""
+    loads: list[object] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def counted(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    async with upstream_client(config(proxy, parse_no_proxy("127.0.0.1")), TIMEOUT) as client:
+        assert loads == []
+        for _ in range(2):
+            await client.get(f"http://127.0.0.1:{origin.port}/models")  # direct
+        assert len(loads) == 1
+        for _ in range(2):
+            await client.get("http://backend.test/models")  # through the proxy
+        assert len(loads) == 2

@@ -6,7 +6,8 @@ script's. `AnswerWriter` is appended to the end of the addon chain, so a saved f
 
 Without a flow view (mitmdump) nothing reads a finished flow again once the chain has run, yet mitmproxy's
 flows sit in reference cycles until the cycle collector runs: the writer drops their bulky bodies then, so
-agent sessions with 100 KB prompts or long answers don't pile up in memory.
+agent sessions with 100 KB prompts or long answers don't pile up in memory. A streamed answer's raw upstream SSE
+is not even gathered unless something will show or save it (`keeps_stream_bodies`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..inspect.summary import remember_upstream_body
 from .cors import cors_headers
 from .headers import client_response_headers
 
-__all__ = ["AnswerWriter", "answer_headers", "json_response", "shed_bodies", "write_answer"]
+__all__ = ["AnswerWriter", "answer_headers", "json_response", "keeps_stream_bodies", "shed_bodies", "write_answer"]
 
 
 def json_response(status: int, payload: Any, origin: str | None) -> http.Response:
@@ -53,6 +54,14 @@ def write_answer(flow: http.HTTPFlow, answer: ClientAnswer) -> None:
     response.raw_content = answer.body
 
 
+def keeps_stream_bodies(*, keeps_flows: bool, save_stream_file: str | None, flow_detail: int) -> bool:
+    """Whether a streamed answer's raw upstream SSE goes into its flow: only when something shows or saves it, i.e.
+    a flow view (mitmweb), mitmproxy's save file (`-w`, server replay's source) or mitmdump printing bodies
+    (`flow_detail` 3 and up). Otherwise the stream callables never gather it: a long answer's SSE (about 1 MB for
+    5,000 deltas), grown read by read and copied once at the end, made the gateway's memory peak in the bench."""
+    return keeps_flows or bool(save_stream_file) or flow_detail >= 3
+
+
 class AnswerWriter:
     """Runs last in mitmproxy's addon chain (added in `running`), after Save: see `CodexGateway._defer_answer`."""
 
@@ -61,7 +70,8 @@ class AnswerWriter:
     def __init__(self, pending: dict[str, ClientAnswer]) -> None:
         self.pending = pending
         self.registered = False
-        self.keeps_flows = True  # a view keeps flows for display (mitmweb); set in `running`
+        self.keeps_flows = True  # a view (mitmweb) or a HAR export keeps whole flows; set in `running`
+        self.keeps_streams = True  # `keeps_stream_bodies`, set in `running` and on changes of its options
 
     def response(self, flow: http.HTTPFlow) -> None:
         answer = self.pending.pop(flow.id, None)

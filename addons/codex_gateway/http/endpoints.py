@@ -13,17 +13,15 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 
 import orjson
 
 from ..answer import ClientAnswer
 from ..answer import StreamCallable
-from ..anthropic import answer as anthropic_answer
 from ..anthropic.errors import anthropic_error_answer
 from ..anthropic.errors import is_anthropic_request
-from ..anthropic.request import translate_messages_request
-from ..anthropic.translator import MessagesSSETranslator
 from ..chat.answer import ChatOptions
 from ..chat.answer import buffered_answer as chat_buffered_answer
 from ..chat.answer import machine_for
@@ -43,6 +41,9 @@ from ..model_names import apply_choice
 from ..responses import request as responses_api
 from ..responses import stream as responses_stream
 
+if TYPE_CHECKING:
+    from ..anthropic.answer import MessagesOptions
+
 __all__ = [
     "Upstream",
     "prepare_upstream",
@@ -50,6 +51,7 @@ __all__ = [
     "buffered_answer",
     "chat_options",
     "messages_options",
+    "count_message_tokens",
     "error_answer",
 ]
 
@@ -141,6 +143,12 @@ def _images(route: Route, raw: bytes, content_type: str | None, orchestrator: st
     return Upstream("/responses", body, [("session_id", job.session_id)])
 
 
+# -- the Anthropic Messages route ------------------------------------------------------------------------------
+# These five functions import the Anthropic translation on first use instead of at start-up: its pydantic schema
+# and state machine hold about 3 MiB resident, a gateway no Anthropic client talks to never needs them, and the
+# gateway process has a memory goal (README, Performance). Its small parts (errors, model names) load eagerly.
+
+
 def _messages(
     raw: bytes,
     parsed: Any,
@@ -148,6 +156,8 @@ def _messages(
     claude_models: tuple[tuple[str, str], ...],
     record: FlowRecord,
 ) -> Upstream:
+    from ..anthropic.request import translate_messages_request
+
     req = translate_messages_request(raw, parsed, {k.lower(): v for k, v in client_headers}, claude_models)
     body = _encoded(req.body_bytes, req.body)
     record.model = req.model
@@ -160,15 +170,43 @@ def _messages(
     return Upstream("/responses", body, [("session_id", req.session_id)])
 
 
-def messages_options(record: FlowRecord) -> anthropic_answer.MessagesOptions:
+def messages_options(record: FlowRecord) -> MessagesOptions:
     """How a Messages flow's answer is translated, from its record."""
-    return anthropic_answer.MessagesOptions(
+    from ..anthropic.answer import MessagesOptions
+
+    return MessagesOptions(
         model=record.model or "unknown",
         stream=bool(record.stream),
         stop=tuple(record.stop or ()),
         thinking=record.thinking or "off",
         tool_names=dict(record.tool_names or {}),
     )
+
+
+def _messages_stream(record: FlowRecord, keep_raw: bool) -> StreamCallable:
+    from ..anthropic.answer import machine_for
+    from ..anthropic.translator import MessagesSSETranslator
+
+    return MessagesSSETranslator(machine_for(messages_options(record)), keep_raw=keep_raw)
+
+
+def _messages_buffered(record: FlowRecord, status: int, headers: Mapping[str, str], body: bytes) -> ClientAnswer:
+    from ..anthropic.answer import buffered_answer as messages_buffered_answer
+
+    return messages_buffered_answer(messages_options(record), status, headers, body)
+
+
+def count_message_tokens(
+    raw: bytes, parsed: Any, headers: Mapping[str, str], claude_models: tuple[tuple[str, str], ...]
+) -> dict[str, int]:
+    """`POST /v1/messages/count_tokens`: the local estimate (raises `GatewayError` 400 for what `/v1/messages`
+    would refuse)."""
+    from ..anthropic.count import count_tokens
+
+    return count_tokens(raw, parsed, headers, claude_models)
+
+
+# -- every route ------------------------------------------------------------------------------------------------
 
 
 def error_answer(err: GatewayError, path: str, headers: Mapping[str, str]) -> ClientAnswer:
@@ -210,16 +248,17 @@ def chat_options(record: FlowRecord) -> ChatOptions:
     )
 
 
-def stream_translator(record: FlowRecord) -> StreamCallable | None:
-    """The incremental translator for a successful answer to a streaming client (None: buffer it)."""
+def stream_translator(record: FlowRecord, *, keep_raw: bool = True) -> StreamCallable | None:
+    """The incremental translator for a successful answer to a streaming client (None: buffer it). `keep_raw`:
+    it keeps the upstream SSE as read, for the flow (`take_raw_body`)."""
     if not record.stream:
         return None
     if record.endpoint is Route.CHAT:
-        return ChatSSETranslator(machine_for(chat_options(record)))
+        return ChatSSETranslator(machine_for(chat_options(record)), keep_raw=keep_raw)
     if record.endpoint is Route.RESPONSES:
-        return responses_stream.ResponsesSSEPassThrough(model=record.model)
+        return responses_stream.ResponsesSSEPassThrough(keep_raw=keep_raw, model=record.model)
     if record.endpoint is Route.MESSAGES:
-        return MessagesSSETranslator(anthropic_answer.machine_for(messages_options(record)))
+        return _messages_stream(record, keep_raw)
     return None
 
 
@@ -233,7 +272,7 @@ def buffered_answer(record: FlowRecord, status: int, headers: Mapping[str, str],
         case Route.IMAGES_GENERATIONS | Route.IMAGES_EDITS if record.images is not None:
             return images.buffered_answer(record.images, status, headers, body)
         case Route.MESSAGES:
-            return anthropic_answer.buffered_answer(messages_options(record), status, headers, body)
+            return _messages_buffered(record, status, headers, body)
     if not (200 <= status < 300):
         return ClientAnswer.from_error(upstream_error(status, body, headers))
     content_type = headers.get("content-type", "application/json")

@@ -19,27 +19,35 @@ __all__ = ["ProxyRouter", "upstream_client"]
 
 
 class ProxyRouter(httpx.AsyncBaseTransport):
-    """Sends each request through the proxy `config.for_target` names for its URL, or directly."""
+    """Sends each request through the proxy `config.for_target` names for its URL, or directly.
+
+    Each transport is made on its first request: it holds an SSL context with the CA bundle loaded (about 1 MiB
+    resident), and a gateway whose tokens stay fresh and whose model list is cached may never send one."""
 
     def __init__(self, config: ProxyConfig, **transport_options: Any) -> None:
         self.config = config
-        self._direct = httpx.AsyncHTTPTransport(**transport_options)
-        self._proxied = {
-            proxy: httpx.AsyncHTTPTransport(proxy=httpx.Proxy(proxy.url()), **transport_options)
-            for proxy in config.proxies()
-        }
+        self._options = transport_options
+        self._transports: dict[ProxyURL | None, httpx.AsyncHTTPTransport] = {}  # None: direct
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         proxy = self.config.for_target(request.url.scheme, request.url.host)
+        transport = self._transport(proxy)
         if proxy is None:
-            return await self._direct.handle_async_request(request)
+            return await transport.handle_async_request(request)
         try:
-            return await self._proxied[proxy].handle_async_request(request)
+            return await transport.handle_async_request(request)
         except httpx.TransportError as e:
             raise _named(e, proxy, request) from None
 
+    def _transport(self, proxy: ProxyURL | None) -> httpx.AsyncHTTPTransport:
+        transport = self._transports.get(proxy)
+        if transport is None:
+            via = None if proxy is None else httpx.Proxy(proxy.url())
+            transport = self._transports[proxy] = httpx.AsyncHTTPTransport(proxy=via, **self._options)
+        return transport
+
     async def aclose(self) -> None:
-        for transport in (self._direct, *self._proxied.values()):
+        for transport in self._transports.values():
             await transport.aclose()
 
 
