@@ -172,13 +172,15 @@ def _retry_after(err: Mapping[str, Any], headers: Mapping[str, str], now: float 
 
 
 def human_duration(seconds: float) -> str:
-    """A wait or an age as people say it: `45 s`, `12 min`, `3.5 h` (whole seconds, rounded up)."""
+    """A wait or an age as people say it: `45 s`, `12 min`, `3.5 h`, `3.7 d` (whole seconds, rounded up)."""
     seconds = max(0, math.ceil(seconds))
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:
         return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"  # a weekly window's reset
 
 
 def _json(body: bytes) -> Any:

@@ -37,7 +37,8 @@ h1{font-size:1.4rem;margin:0 0 .3rem} h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
 .meta{color:#555} .meta span{margin-right:1.2rem} .bad{color:#b00020;font-weight:600} .ok{color:#2e7d32}
 table{border-collapse:collapse;background:#fff} th,td{padding:.25rem .5rem;border-bottom:1px solid #e3e3e3;
 text-align:left;vertical-align:top} th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
-.summary{font-size:12px;color:#444;max-width:46rem} .legend span{display:inline-block;margin-right:1rem}
+td.summary{font-size:12px;color:#555;padding-left:1.5rem}
+tr.request td{border-bottom:none} .legend span{display:inline-block;margin-right:1rem}
 .swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
 svg text{font:11px system-ui,sans-serif;fill:#444} tr.failed td{background:#fff3f3} td.nowrap,.quota{white-space:nowrap}
 """
@@ -217,13 +218,15 @@ def _failure_chart(series: Mapping[str, tuple[int, int]]) -> str:
     )
 
 
+RECENT_COLUMNS = 12
+
+
 def _recent(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "<p>No requests logged yet.</p>"
     head = (
         "<tr><th>finished</th><th>client</th><th>endpoint</th><th>model</th><th>status</th><th>input</th>"
-        "<th>cached</th><th>output</th><th>reasoning</th><th>ttft</th><th>total</th><th>account</th>"
-        "<th>summary</th></tr>"
+        "<th>cached</th><th>output</th><th>reasoning</th><th>ttft</th><th>total</th><th>account</th></tr>"
     )
     body = []
     for r in rows:
@@ -242,7 +245,10 @@ def _recent(rows: Sequence[Mapping[str, Any]]) -> str:
                 for k in ("input_tokens", "cached_tokens", "output_tokens", "reasoning_tokens")
             )
             + f"<td class='num'>{_e(_ms(r.get('ttft_ms')))}</td><td class='num'>{_e(_ms(r.get('total_ms')))}</td>"
-            f"<td>{_e(r.get('account') or '-')}</td><td class='summary'>{_e(r.get('summary') or '')}</td></tr>"
+            f"<td>{_e(r.get('account') or '-')}</td></tr>"
+            # the summary line under its request, across the row: the table stays as wide as the window
+            f"<tr class='summary{failed}'><td colspan='{RECENT_COLUMNS}' class='summary'>{_e(r.get('summary') or '')}"
+            "</td></tr>"
         )
     return f"<table id='recent'>{head}{''.join(body)}</table>"
 
