@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.fakes.codex_backend import ErrorScript
@@ -52,11 +53,23 @@ def start(backend: FakeCodexBackend, home: Path, *extra: str) -> GatewayProcess:
     return GatewayProcess(backend.port, home / "codex", home / "gw", extra=args).start()
 
 
+# What Prometheus (2.x and 3.x ask alike, first) sends: it gets OpenMetrics; curl and others get the text format.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
 def scrape(gw: GatewayProcess, **headers: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """name → {sorted labels → value}, read by prometheus_client's parser for the format that was answered."""
     response = httpx.get(gw.base_url + "/metrics", headers=headers, timeout=10)
     assert response.status_code == 200, response.text
+    content_type = response.headers["content-type"]
+    openmetrics = content_type.startswith("application/openmetrics-text; version=1.0.0")
+    assert openmetrics or content_type == "text/plain; version=0.0.4; charset=utf-8"
+    parse = openmetrics_families if openmetrics else text_string_to_metric_families
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in parse(response.text):
         for sample in family.samples:
             out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
     return out
@@ -130,9 +143,10 @@ def open_gateway(backend: FakeCodexBackend, home: Path) -> Iterator[GatewayProce
 # -- without a key ---------------------------------------------------------------------------------------------
 
 
-def test_metrics_count_what_was_sent(open_gateway: GatewayProcess, backend: FakeCodexBackend) -> None:
+@pytest.mark.parametrize("accept", ["*/*", PROMETHEUS_ACCEPT], ids=["text format", "openmetrics"])
+def test_metrics_count_what_was_sent(open_gateway: GatewayProcess, backend: FakeCodexBackend, accept: str) -> None:
     sent = send_mix(open_gateway, backend)
-    families = scrape(open_gateway)
+    families = scrape(open_gateway, accept=accept)
     requests = families["codex_gateway_requests_total"]
     chat = {dict(k)["status"]: v for k, v in requests.items() if dict(k)["endpoint"] == "chat.completions"}
     assert chat == {"200": sent.statuses.count(200), str(sent.statuses[5]): 1}

@@ -11,6 +11,7 @@ from codex_gateway.inspect.metrics import Histogram
 from codex_gateway.inspect.metrics import render
 from codex_gateway.inspect.usage_row import RequestRow
 from prometheus_client import REGISTRY
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 KNOWN = {"gpt-5.4", "gpt-5.4-mini"}
@@ -24,7 +25,7 @@ def req(**kw: Any) -> RequestRow:
 def scrape(metrics: GatewayMetrics, **kw: Any) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """name → {sorted labels → value} from the rendered text."""
     body, content_type = render(metrics, known_model=lambda m: m in KNOWN, version="9.9", now=NOW, **kw)
-    assert content_type.startswith("text/plain; version=")
+    assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
@@ -161,3 +162,60 @@ def test_the_global_registry_is_left_alone() -> None:
     render(m, known_model=lambda _: True)
     after = {family.name for family in REGISTRY.collect()}
     assert before == after and not any(name.startswith("codex_gateway") for name in after)
+
+
+# -- content negotiation: what each scraper asks for -------------------------------------------------------------
+
+PROMETHEUS_2 = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+PROMETHEUS_3 = (
+    "application/openmetrics-text;version=1.0.0;escaping=underscores,application/openmetrics-text;version=0.0.1;"
+    "q=0.9,text/plain;version=1.0.0;escaping=underscores;q=0.8,text/plain;version=0.0.4;q=0.7,*/*;q=0.6"
+)
+NEGOTIATED = [
+    # Accept, content type answered
+    ("", "text/plain; version=0.0.4; charset=utf-8"),  # no header: the classic text format
+    ("*/*", "text/plain; version=0.0.4; charset=utf-8"),  # curl
+    ("text/plain;version=0.0.4", "text/plain; version=0.0.4; charset=utf-8"),
+    (PROMETHEUS_2, "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"),
+    (PROMETHEUS_3, "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"),
+]
+
+_REQUEST_429 = (
+    ("endpoint", "chat.completions"),
+    ("failure", "upstream_status"),
+    ("model", "gpt-5.4"),
+    ("status", "429"),
+)
+
+
+def _mixed() -> GatewayMetrics:
+    m = GatewayMetrics(started_at=NOW - 5)
+    m.observe(req(model="gpt-5.4", status=200, input_tokens=11, output_tokens=5, ttft_ms=120, total_ms=900))
+    m.observe(req(model="gpt-5.4", status=429, failure="upstream_status", upstream_status=429, total_ms=50))
+    return m
+
+
+@pytest.mark.parametrize("accept, content_type", NEGOTIATED, ids=["none", "curl", "text", "prometheus2", "prometheus3"])
+def test_the_format_follows_the_accept_header(accept: str, content_type: str) -> None:
+    assert render(_mixed(), known_model=lambda m: m in KNOWN, accounts=ACCOUNTS, accept=accept)[1] == content_type
+
+
+def test_openmetrics_for_prometheus_holds_the_same_samples_as_the_text_format() -> None:
+    def samples(body: bytes, parse: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in parse(body.decode())
+            for s in family.samples
+            if not s.name.endswith("_created")  # OpenMetrics' creation times, which the text format leaves out
+        }
+
+    kw: dict[str, Any] = {"known_model": lambda m: m in KNOWN, "accounts": ACCOUNTS, "now": NOW}
+    text, _ = render(_mixed(), **kw)
+    open_metrics, _ = render(_mixed(), accept=PROMETHEUS_2, **kw)
+    assert open_metrics.endswith(b"# EOF\n")
+    from_text = samples(text, text_string_to_metric_families)
+    assert samples(open_metrics, openmetrics_families) == from_text
+    assert from_text[("codex_gateway_requests_total", _REQUEST_429)] == 1

@@ -119,10 +119,12 @@ def render(
     log_state: Mapping[str, Any] | None = None,
     version: str = "",
     now: float | None = None,
+    accept: str = "",
 ) -> tuple[bytes, str]:
-    """The exposition (body, content type) from a registry of its own."""
-    from prometheus_client import CONTENT_TYPE_LATEST
-    from prometheus_client import generate_latest
+    """The exposition (body, content type) from a registry of its own, in the format the scraper's `Accept`
+    header asks for, negotiated as prometheus_client's own HTTP handler does: OpenMetrics for Prometheus (which
+    asks for it first), the classic text format (0.0.4) for curl and anything that asks for nothing else."""
+    from prometheus_client.exposition import choose_encoder
     from prometheus_client.registry import CollectorRegistry
 
     collected = families(
@@ -135,7 +137,8 @@ def render(
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot())  # any object with collect() is a Collector
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type
 
 
 def families(

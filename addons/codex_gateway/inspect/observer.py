@@ -173,7 +173,7 @@ class Observer:
         elif key and not key_matches(flow.request.headers, key):
             flow.response = _unauthorized(browser=route is LocalRoute.STATUS_PAGE)
         elif route is LocalRoute.METRICS:
-            flow.response = self._metrics(access, catalog)
+            flow.response = self._metrics(access, catalog, flow.request.headers.get("accept", ""))
         elif route is LocalRoute.STATUS:
             flow.response = _json(200, await self._status(flow, settings, access, catalog))
         else:
@@ -191,13 +191,14 @@ class Observer:
             await asyncio.to_thread(self._read_page_data, page)
             flow.response = http.Response.make(200, render_page(page), PAGE_HEADERS)
 
-    def _metrics(self, access: UpstreamAccess | None, catalog: ModelCatalog | None) -> http.Response:
+    def _metrics(self, access: UpstreamAccess | None, catalog: ModelCatalog | None, accept: str) -> http.Response:
         body, content_type = render(
             self.metrics,
             known_model=(lambda model: catalog.lookup(model) is not None) if catalog else (lambda model: False),
             accounts=access.pool.status() if access else (),
             log_state=self.log.state() if self.log else None,
             version=__version__,
+            accept=accept,
         )
         return http.Response.make(200, body, {"content-type": content_type, "cache-control": "no-store"})
 
