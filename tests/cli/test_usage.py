@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 
 import orjson
@@ -30,3 +31,15 @@ def test_usage_without_a_log_is_one_line_and_exit_2(tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     assert err.startswith("codex-gateway usage: error: cannot read the request log: no request log at")
     assert err.count("\n") == 1
+
+
+def test_the_table_says_which_log_and_time_range_it_reads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mid_november = datetime(2026, 11, 15, 12).timestamp()
+    with closing(connect(tmp_path / DB_NAME)) as conn:
+        migrate(conn)
+        insert_rows(conn, [RequestRow(mid_november, "responses", "Codex CLI", model="gpt-5.4", input_tokens=9)], pid=1)
+    assert main(["usage", "--gateway-home", str(tmp_path), "--since", "2026-11-01", "--until", "2026-11-30"]) == 0
+    first, blank, header, _, row = capsys.readouterr().out.splitlines()
+    assert first.startswith(f"{tmp_path / DB_NAME}: requests finished 2026-11-01 00:00 ")
+    assert " to 2026-12-01 00:00 " in first and first.endswith(", by model")  # --until's day included
+    assert (blank, header.split()[:2], row.split()[:2]) == ("", ["model", "requests"], ["gpt-5.4", "1"])

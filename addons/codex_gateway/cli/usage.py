@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 from ..accounts.auth_file import default_gateway_home
@@ -51,8 +52,13 @@ def main(argv: list[str] | None = None, prog: str = "codex-gateway usage") -> in
     elif args.csv:
         sys.stdout.write(usage_report.format_csv(summaries, args.by))
     else:
+        print(f"{path}: requests finished {_local(since)} to {_local(until)}, by {args.by}\n")
         print(usage_report.format_table(summaries, args.by, total))
     return 0
+
+
+def _local(ts: float) -> str:
+    return datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _home(given: str | None) -> Path:
