@@ -60,6 +60,8 @@ from .http.listeners import DEFAULT_LISTEN
 from .http.listeners import DefaultListenerErrors
 from .http.listeners import public_listeners
 from .http.routes import check_body
+from .http.routes import endpoint_of
+from .http.routes import gateway_page
 from .http.routes import local_route
 from .http.routes import model_id
 from .http.routes import route_for
@@ -70,6 +72,7 @@ from .inspect.summary import annotate
 from .inspect.summary import client_name
 from .inspect.summary import remember_upstream_body
 from .inspect.summary import sanitized_request
+from .inspect.summary import status_after_error
 from .inspect.summary import trace_id
 from .model_catalog import ModelCatalog
 from .model_catalog import list_object
@@ -278,6 +281,10 @@ class CodexGateway:
         if self.gate is not None:
             proxy_flows.name_failure(flow, self.gate)  # mitmproxy's message does not say a proxy was involved
         record.error = flow.error.msg if flow.error else "unknown error"
+        if record.client_status is None:
+            response = flow.response
+            streamed = response.status_code if response is not None and callable(response.stream) else None
+            record.client_status = status_after_error(streamed, record.error)
         self._finished(flow)
 
     def _finished(self, flow: http.HTTPFlow) -> None:
@@ -467,7 +474,13 @@ class CodexGateway:
         settings = self.settings
         origin = allowed_origin(flow.request.headers.get("origin"), settings.cors_origins) if settings else None
         flow.response = http.Response.make(answer.status, answer.body, answer_headers(answer, None, origin))
-        record = record_of(flow) or set_record(flow, FlowRecord(started=flow.request.timestamp_start))
+        record = record_of(flow)
+        if record is None:
+            if gateway_page(flow.request.path):
+                return  # a refusal on the gateway's own pages (a wrong method or key) is not an API request
+            record = set_record(
+                flow, FlowRecord(endpoint=endpoint_of(flow.request.path), started=flow.request.timestamp_start)
+            )
         record.record_answer(answer.status)
         record.error = answer.error
         record.finished_at = time.time()

@@ -8,6 +8,8 @@ from codex_gateway.errors import GatewayError
 from codex_gateway.http.routes import LocalRoute
 from codex_gateway.http.routes import Route
 from codex_gateway.http.routes import check_body
+from codex_gateway.http.routes import endpoint_of
+from codex_gateway.http.routes import gateway_page
 from codex_gateway.http.routes import local_route
 from codex_gateway.http.routes import route_for
 
@@ -144,7 +146,41 @@ def test_local_route(method: str, path: str, route: LocalRoute | None) -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
-def test_local_routes_are_get_only(method: str) -> None:
+def test_local_routes_are_get_and_head_only(method: str) -> None:
     with pytest.raises(GatewayError) as info:
         local_route(method, "/_gateway/status")
-    assert (info.value.status, info.value.headers) == (405, {"allow": "GET"})
+    assert (info.value.status, info.value.headers) == (405, {"allow": "GET, HEAD"})
+
+
+GATEWAY_PAGES = [
+    ("/_gateway", True),
+    ("/_gateway/", True),
+    ("/_gateway/health?x=1", True),
+    ("/_gateway/nothing/here", True),
+    ("/metrics", True),
+    ("/metrics/", True),
+    ("/metricsx", False),
+    ("/_gatewayx", False),
+    ("/v1/chat/completions", False),
+    ("/v1/_gateway/health", False),
+]
+
+
+@pytest.mark.parametrize("path, own", GATEWAY_PAGES)
+def test_the_gateway_s_own_namespace(path: str, own: bool) -> None:
+    assert gateway_page(path) is own
+
+
+ENDPOINTS = [
+    ("/v1/chat/completions", Route.CHAT),
+    ("/chat/completions?x=1", Route.CHAT),
+    ("/v1/messages", Route.MESSAGES),
+    ("/v1/models/gpt-5.4", Route.MODEL),
+    ("/v1/embeddings", None),
+    ("/_gateway/status", None),
+]
+
+
+@pytest.mark.parametrize("path, endpoint", ENDPOINTS)
+def test_the_endpoint_a_path_names_whatever_the_method(path: str, endpoint: Route | None) -> None:
+    assert endpoint_of(path) is endpoint

@@ -155,7 +155,7 @@ async def test_usage_log_off_opens_no_database(gateway: tuple[CodexGateway, tadd
 async def test_local_routes_are_read_only(gateway: tuple[CodexGateway, taddons.context], path: str) -> None:
     gw, _ = gateway
     response = await _get(gw, path, method="POST")
-    assert response.status_code == 405 and response.headers["allow"] == "GET"
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD"
 
 
 async def test_metrics_count_finished_flows_once(gateway: tuple[CodexGateway, taddons.context]) -> None:

@@ -21,6 +21,7 @@ from codex_gateway.inspect.summary import client_name
 from codex_gateway.inspect.summary import failure_of
 from codex_gateway.inspect.summary import remember_upstream_body
 from codex_gateway.inspect.summary import sanitized_request
+from codex_gateway.inspect.summary import status_after_error
 from codex_gateway.inspect.summary import summary_line
 from codex_gateway.inspect.summary import trace_id
 from codex_gateway.inspect.summary import upstream_body
@@ -535,3 +536,22 @@ def test_annotate_drops_every_set_cookie_and_nothing_else() -> None:
     f.metadata[META] = {"client": "curl", "client_status": 200}
     annotate(f)
     assert f.response.headers.fields == ((b"x-request-id", b"r"), (b"content-type", b"text/plain"))
+
+
+AFTER_ERROR = [
+    # streamed status (headers sent), mitmproxy's error message, what the client got
+    (200, "peer closed connection without sending complete message body", 200),  # the stream broke off
+    (200, "Client disconnected.", 200),
+    (None, "peer closed connection without sending complete message body", 502),  # mitmproxy's own 502 page
+    (None, "server closed connection", 502),
+    (None, "Connection refused", 502),
+    (None, "Client disconnected.", None),  # nobody to answer
+    (None, "Connection killed.", None),
+]
+
+
+@pytest.mark.parametrize("streamed, message, status", AFTER_ERROR)
+def test_the_status_a_client_got_from_a_flow_that_ended_in_an_error(
+    streamed: int | None, message: str, status: int | None
+) -> None:
+    assert status_after_error(streamed, message) == status

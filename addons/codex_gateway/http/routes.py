@@ -9,7 +9,7 @@ from ..errors import GatewayError
 from ..flow_record import Route
 
 # Route: declared with the flow record, which keeps it
-__all__ = ["Route", "LocalRoute", "route_for", "local_route", "model_id", "check_body"]
+__all__ = ["Route", "LocalRoute", "route_for", "endpoint_of", "local_route", "gateway_page", "model_id", "check_body"]
 
 
 class LocalRoute(Enum):
@@ -50,9 +50,19 @@ def local_route(method: str, path: str) -> LocalRoute | None:
     route = _LOCAL.get(path.split("?", 1)[0].rstrip("/"))
     if route is not None and method.upper() not in ("GET", "HEAD"):
         raise GatewayError(
-            405, f"Method {method} is not allowed here; use GET.", code="method_not_allowed", headers={"allow": "GET"}
+            405,
+            f"Method {method} is not allowed here; use GET.",
+            code="method_not_allowed",
+            headers={"allow": "GET, HEAD"},
         )
     return route
+
+
+def gateway_page(path: str) -> bool:
+    """Whether a path is in the gateway's own namespace (`/_gateway…`, `/metrics`): its answers, refusals
+    included, are not API requests, so they are never logged or counted."""
+    bare = path.split("?", 1)[0].rstrip("/")
+    return bare in _LOCAL or bare.startswith("/_gateway/")
 
 
 def _bare(path: str) -> str:
@@ -65,11 +75,23 @@ def model_id(path: str) -> str:
     return unquote(_bare(path)[len("/models/") :])
 
 
-def route_for(method: str, path: str) -> Route:
-    bare = _bare(path)
+def _entry(bare: str) -> tuple[Route, str] | None:
     entry = _ROUTES.get(bare)
     if entry is None and bare.startswith("/models/") and "/" not in bare[len("/models/") :]:
         entry = (Route.MODEL, "GET")
+    return entry
+
+
+def endpoint_of(path: str) -> Route | None:
+    """The endpoint a path names whatever the method, for the record of a request refused before routing (a wrong
+    key, a wrong method); None for a path the gateway does not serve."""
+    entry = _entry(_bare(path))
+    return entry[0] if entry is not None else None
+
+
+def route_for(method: str, path: str) -> Route:
+    bare = _bare(path)
+    entry = _entry(bare)
     if entry is None:
         raise GatewayError(
             404,

@@ -104,6 +104,17 @@ def sanitized_request(method: str, path: str, headers: http.Headers, body: bytes
 # -- what happened -----------------------------------------------------------------------------------------
 
 
+def status_after_error(streamed_status: int | None, error_msg: str) -> int | None:
+    """The status a client got from a flow that ended in an error (mitmproxy's `error` hook): the streamed answer's,
+    whose headers went out before the body broke off; nothing when the client went away or the flow was killed;
+    otherwise mitmproxy's own 502 page, which it sends for an upstream that failed before the answer began (no
+    hook can replace that page with the protocol's envelope)."""
+    if streamed_status is not None:
+        return streamed_status
+    kind, _ = failure_of(FlowRecord(), error_msg) or ("", "")
+    return None if kind in ("client_disconnect", "killed") else 502
+
+
 def failure_of(record: FlowRecord, error_msg: str | None = None) -> tuple[str, str] | None:
     """(kind, reason) of a failed flow, or None. `error_msg` is mitmproxy's `flow.error.msg`, if any.
 
