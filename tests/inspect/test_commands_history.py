@@ -114,3 +114,13 @@ def test_the_command_manager_passes_the_options(database: Path) -> None:
     with taddons.context(View(), _Loader()) as tctx:  # the view resolves `@all`
         out = tctx.master.commands.call_strings("codex.usage", ["@all", "--since", "1d", "--by", "client"])
     assert [line.split()[:2] for line in out.splitlines()[2:]] == [["OpenClaw", "1"], ["curl", "1"], ["total", "2"]]
+
+
+def test_runs_are_shown_by_their_whole_trace_id(database: Path) -> None:
+    """Trace ids may share their first half (some tracers start them with a timestamp)."""
+    first, second = "0af7651916cd43dd" + "8448eb211c80319c", "0af7651916cd43dd" + "0000000000000001"
+    with closing(connect(database)) as conn:
+        rows = [RequestRow(time.time() - 5, "chat.completions", "OpenClaw", run=run) for run in (first, second)]
+        insert_rows(conn, rows, pid=1)
+    shown = {line.split()[0] for line in commands.runs([], "--since", "1d").splitlines()[2:]}
+    assert {first, second} <= shown

@@ -188,6 +188,14 @@ def test_openclaw_trace_id_groups_a_tool_call_with_its_follow_up() -> None:
     ("traceparent", "expected"),
     [
         (f"00-{TRACE}-00f067aa0ba902b7-01", TRACE),
+        (f"00-{TRACE.upper()}-00F067AA0BA902B7-01", TRACE),  # one run, whatever the case
+        (f" 00-{TRACE}-00f067aa0ba902b7-00 ", TRACE),
+        (f"01-{TRACE}-00f067aa0ba902b7-01-future", TRACE),  # a later version may add fields
+        (f"00-{TRACE}-00f067aa0ba902b7-01-extra", None),  # version 00 has exactly four
+        (f"ff-{TRACE}-00f067aa0ba902b7-01", None),  # version ff is invalid
+        (f"00-{'0' * 32}-00f067aa0ba902b7-01", None),  # the all-zero trace id is invalid
+        (f"00-{TRACE}-{'0' * 16}-01", None),  # so is the all-zero parent id
+        (f"00-{TRACE[:-1]}g-00f067aa0ba902b7-01", None),  # not hex
         (f"00-{TRACE[:-1]}-00f067aa0ba902b7-01", None),
         (f"00-{TRACE}-00f067aa0ba902b7", None),
         ("", None),
@@ -451,10 +459,10 @@ def test_runs_table() -> None:
     records = [r for f in _flows() if (r := record_of(f)) is not None]
     assert commands.runs_table(records) == "\n".join(
         [
-            "run               client    requests  failed  input  output  tool calls",
-            "----------------  --------  --------  ------  -----  ------  ----------",
-            "4bf92f3577b34da6  OpenClaw         2       0  2,500      50  read, ls",
-            "-                 OpenClaw         2       1     10       2  read, ls",
+            "run                               client    requests  failed  input  output  tool calls",
+            "--------------------------------  --------  --------  ------  -----  ------  ----------",
+            f"{TRACE}  OpenClaw         2       0  2,500      50  read, ls",
+            "-                                 OpenClaw         2       1     10       2  read, ls",
         ]
     )
 

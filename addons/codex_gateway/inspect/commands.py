@@ -141,7 +141,7 @@ def runs_table(records: Iterable[FlowRecord]) -> str:
         calls = ", ".join(run["calls"]) or "-"
         client = ",".join(sorted(run["client"]))
         body.append(
-            [trace[:16], client, str(row.requests), str(row.failed), f"{row.prompt:,}", f"{row.completion:,}", calls]
+            [trace, client, str(row.requests), str(row.failed), f"{row.prompt:,}", f"{row.completion:,}", calls]
         )
     return _table(header, body, left={0, 1, 6})
 
@@ -253,7 +253,7 @@ def _db_runs_table(rows: list[dict[str, Any]]) -> str:
     header = ["run", "client", "requests", "failed", "input", "output", "tool calls"]
     body = [
         [
-            str(r["run"])[:16],
+            str(r["run"]),  # whole: trace ids may share a prefix (a timestamp)
             str(r["clients"] or "?"),
             str(r["requests"]),
             str(r["failures"] or 0),

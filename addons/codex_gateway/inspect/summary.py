@@ -8,6 +8,7 @@ and `flow.marked` (shown by mitmweb and mitmproxy's console), classifies failure
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -87,9 +88,20 @@ def _is_openclaw(body: Any) -> bool:
 
 
 def trace_id(headers: Mapping[str, str]) -> str | None:
-    """W3C traceparent `00-<trace id>-<span>-<flags>`: OpenClaw shares the trace id across one agent run."""
-    parts = headers.get("traceparent", "").split("-")
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+    """W3C traceparent `<version>-<trace id>-<parent id>-<flags>`: OpenClaw shares the trace id across one agent
+    run. Lower-cased (receivers compare case-insensitively, a run must not split in two); a malformed header or the
+    all-zero id, which the W3C spec calls invalid, names no run."""
+    parts = headers.get("traceparent", "").strip().lower().split("-")
+    if len(parts) < 4 or [len(p) for p in parts[:4]] != [2, 32, 16, 2] or not _HEX.fullmatch("".join(parts[:4])):
+        return None
+    version, trace, parent = parts[:3]
+    # version ff is invalid; 00 has exactly four fields (later versions may add more after them)
+    if version == "ff" or (version == "00" and len(parts) != 4) or trace == "0" * 32 or parent == "0" * 16:
+        return None
+    return trace
+
+
+_HEX = re.compile("[0-9a-f]+")
 
 
 def sanitized_request(method: str, path: str, headers: http.Headers, body: bytes) -> OriginalRequest:
