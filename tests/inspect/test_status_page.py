@@ -148,3 +148,12 @@ def test_database_trouble_is_shown() -> None:
 def test_an_empty_log_renders() -> None:
     p = parsed(page(recent=[], daily_tokens={"2026-01-15": {}}, daily_failures={"2026-01-15": (0, 0)}))
     assert "No requests logged yet." in p.text and p.having("rect", "bar") == []
+
+
+def test_with_the_log_off_the_page_says_so_instead_of_empty_history() -> None:
+    p = parsed(page(database=None, recent=[], daily_tokens={}, daily_failures={}))
+    text = " ".join(p.text)
+    assert "The request log is off" in text and "gateway_usage_log=false" in text
+    assert "Last 0 requests" not in text and "No requests logged yet." not in text
+    assert [a for tag, a in p.tags if tag == "svg" and a.get("id")] == []  # no empty charts
+    assert "a@example.com" in text  # the accounts still show

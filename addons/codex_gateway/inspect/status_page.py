@@ -38,6 +38,7 @@ h1{font-size:1.4rem;margin:0 0 .3rem} h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
 table{border-collapse:collapse;background:#fff} th,td{padding:.25rem .5rem;border-bottom:1px solid #e3e3e3;
 text-align:left;vertical-align:top} th{background:#f0f0f0} td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.summary{font-size:12px;color:#555;padding-left:1.5rem}
+.wide{overflow-x:auto;max-width:100%}
 tr.request td{border-bottom:none} .legend span{display:inline-block;margin-right:1rem}
 .swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:middle}
 svg text{font:11px system-ui,sans-serif;fill:#444} tr.failed td{background:#fff3f3} td.nowrap,.quota{white-space:nowrap}
@@ -67,15 +68,28 @@ def render_page(data: PageData) -> bytes:
         _header(data),
         "<h2>Accounts</h2>",
         _accounts(data.accounts, data.now),
+        *(_history(data) if data.database is not None else [_LOG_OFF]),
+        "</body></html>",
+    ]
+    return "".join(parts).encode()
+
+
+_LOG_OFF = (
+    "<h2>Requests</h2><p id='log-off'>The request log is off (<code>gateway_usage_log=false</code>): there is no "
+    "history of requests, tokens or failures to show. The metrics at <code>/metrics</code> count since start-up.</p>"
+)
+
+
+def _history(data: PageData) -> list[str]:
+    """The sections read from the request log."""
+    return [
         "<h2>Tokens per day (last 14 days, input + output, by model)</h2>",
         _token_chart(data.daily_tokens),
         "<h2>Failures per day</h2>",
         _failure_chart(data.daily_failures),
         f"<h2>Last {len(data.recent)} requests</h2>",
         _recent(data.recent),
-        "</body></html>",
     ]
-    return "".join(parts).encode()
 
 
 def _header(data: PageData) -> str:
@@ -114,7 +128,7 @@ def _accounts(accounts: Sequence[Mapping[str, Any]], now: float) -> str:
             f"<td>{_e(_relative(account.get('token_expires_at'), now))}</td></tr>"
         )
     head = "<tr><th>account</th><th>email</th><th>plan</th><th>quota</th><th>state</th><th>token expires</th></tr>"
-    return f"<table id='accounts'>{head}{''.join(rows)}</table>"
+    return f"<div class='wide'><table id='accounts'>{head}{''.join(rows)}</table></div>"
 
 
 _WINDOWS = (("primary", "5 h"), ("secondary", "week"))
@@ -250,7 +264,7 @@ def _recent(rows: Sequence[Mapping[str, Any]]) -> str:
             f"<tr class='summary{failed}'><td colspan='{RECENT_COLUMNS}' class='summary'>{_e(r.get('summary') or '')}"
             "</td></tr>"
         )
-    return f"<table id='recent'>{head}{''.join(body)}</table>"
+    return f"<div class='wide'><table id='recent'>{head}{''.join(body)}</table></div>"
 
 
 # -- helpers -------------------------------------------------------------------------------------------------
