@@ -51,7 +51,7 @@ def home(tmp_path: Path) -> Path:
 def test_table_by_model_over_the_last_week(home: Path) -> None:
     done = run("--gateway-home", str(home))
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = done.stdout.splitlines()[2:]  # after the line naming the log and the time range, and a blank one
     assert lines[2].split() == ["gpt-5.4", "2", "0", "150", "0", "0", "0", "150", "100ms", "300ms"]
     assert lines[3].split()[:3] == ["gpt-5.4-mini", "1", "1"] and lines[-1].split()[:4] == ["total", "3", "1", "150"]
 
