@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -182,3 +184,21 @@ def test_a_gateway_without_the_log_never_loads_sqlite() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("path", ["/_gateway/status", "/_gateway/"])
+async def test_a_read_that_finds_the_log_corrupt_makes_it_not_ok(
+    gateway: tuple[CodexGateway, taddons.context], tmp_path: Path, path: str
+) -> None:
+    gw, _ = gateway
+    gw.observer.running()
+    assert orjson.loads((await _get(gw, "/_gateway/status")).content)["database"]["ok"] is True
+    db = tmp_path / "gw" / DB_NAME
+    with closing(sqlite3.connect(db)) as other:  # everything in the main file, so its header is what readers see
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with db.open("r+b") as file:
+        file.write(b"definitely not SQLite")  # the writer's open connection goes on from its cached pages
+    await _get(gw, path)
+    assert "codex_gateway_usage_log_ok 0.0" in (await _get(gw, "/metrics")).content.decode()
+    state = orjson.loads((await _get(gw, "/_gateway/status")).content)["database"]
+    assert state["ok"] is False and "not a database" in state["error"]

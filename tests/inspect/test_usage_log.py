@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import sqlite3
+import time
+from collections.abc import Iterator
 from contextlib import closing
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,9 +17,12 @@ from codex_gateway.inspect.usage_log import MIGRATIONS
 from codex_gateway.inspect.usage_log import SCHEMA_VERSION
 from codex_gateway.inspect.usage_log import UsageLog
 from codex_gateway.inspect.usage_log import connect
+from codex_gateway.inspect.usage_log import explain
 from codex_gateway.inspect.usage_log import insert_rows
 from codex_gateway.inspect.usage_log import migrate
 from codex_gateway.inspect.usage_row import RequestRow
+
+from tests.inspect.read_only import read_only_view
 
 NOW = 1_800_000_000.0
 
@@ -280,19 +286,159 @@ def test_two_processes_writing_at_once_lose_no_row(tmp_path: Path) -> None:
     assert count(path) == 2 * ROWS_PER_PROCESS
 
 
-def test_a_lock_held_past_the_busy_timeout_loses_that_batch_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("codex_gateway.inspect.usage_log.BUSY_TIMEOUT_MS", 50)
-    path = tmp_path / "usage.sqlite3"
-    log = started(path, linger_s=0.0)
-    assert log.flush()
+# -- a lock held past the busy timeout: the rows wait ------------------------------------------------------------
+
+BUSY_MS = 50  # the busy timeout of these tests: the other connection's lock outlasts it many times over
+
+
+def locked_log(path: Path, **kw: object) -> UsageLog:
+    """A log (not started) with a short busy timeout, on an existing file, so another connection can lock it."""
+    _seed(path)
+    return UsageLog(path, linger_s=0.0, busy_timeout_ms=BUSY_MS, busy_retry_s=0.05, clock=lambda: NOW, **kw)  # type: ignore[arg-type]
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection (another process's, say) holding the database's write lock until the block ends."""
     with closing(sqlite3.connect(path, isolation_level=None)) as other:
-        other.execute("BEGIN IMMEDIATE")  # another process, stuck in a write transaction
-        log.submit(row(1))
-        assert log.flush()
+        other.execute("BEGIN EXCLUSIVE")
+        yield other
         other.execute("ROLLBACK")
-    log.submit(row(2))
+
+
+@pytest.mark.parametrize("lock_first", [False, True], ids=["locked while running", "locked at open"])
+def test_a_lock_held_past_the_busy_timeout_loses_no_row(tmp_path: Path, lock_first: bool) -> None:
+    path = tmp_path / "usage.sqlite3"
+    log = locked_log(path)
+    if not lock_first:
+        log.start()
+        assert log.flush()
+    with exclusive_lock(path):
+        log.start()
+        for n in range(3):
+            log.submit(row(n))
+        assert log.flush() is False  # tried, and the lock outlasted the busy timeout: the rows wait
+        assert log.flush() is False  # … and wait through another try
     assert log.flush()
     log.close()
-    assert (log.counters.lost, log.counters.written, log.error) == (1, 1, None)
+    assert (count(path), log.counters.lost, log.counters.written) == (3, 0, 3)
+
+
+def test_rows_waiting_for_a_lock_are_written_without_another_request(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"
+    log = locked_log(path)
+    log.start()
+    with exclusive_lock(path):
+        log.submit(row(1))
+        assert log.flush() is False
+    deadline = time.monotonic() + 10
+    while log.state()["pending"] and time.monotonic() < deadline:  # the writer's own retry, nothing wakes it
+        time.sleep(0.01)
+    assert (log.state()["pending"], log.counters.written) == (0, 1)
+    log.close()
+
+
+def test_rows_waiting_for_a_lock_are_bounded_by_the_queue_size(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "usage.sqlite3"
+    log = locked_log(path, max_queue=2)
+    log.start()
+    with exclusive_lock(path), caplog.at_level(logging.WARNING):
+        for n in range(2):
+            log.submit(row(n))
+        assert log.flush() is False  # two rows wait: as many as the queue holds
+        log.submit(row(3))
+        assert log.flush() is False
+    assert log.flush()
+    log.close()
+    assert (count(path), log.counters.dropped, log.counters.lost) == (2, 1, 0)
+    assert any("1 rows dropped so far" in r.getMessage() for r in caplog.records)
+
+
+def test_close_counts_what_a_lock_still_refuses_as_lost(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"
+    log = locked_log(path)
+    log.start()
+    with exclusive_lock(path):
+        log.submit(row(1))
+        log.submit(row(2))
+        log.close()
+    assert (log.counters.lost, log.counters.written, count(path)) == (2, 0, 0)
+
+
+# -- what the one error says --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["a log in a read-only directory", "a new gateway_home there"])
+def test_a_read_only_directory_is_named_with_advice_that_fits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, exists: bool
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    if exists:
+        _seed(home / "usage.sqlite3")
+    with read_only_view(home) as view, caplog.at_level(logging.ERROR):
+        path = view / "usage.sqlite3" if exists else view / "gateway-home" / "usage.sqlite3"
+        log = started(path)
+        log.submit(row(1))
+        assert log.flush()
+        log.close()
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "not writable (read-only file system)" in error and "Make it writable" in error
+    assert "Move the file away" not in error and log.counters.lost == 1
+
+
+def _make(tmp_path: Path, situation: str) -> Path:
+    path = tmp_path / "home" / "usage.sqlite3"
+    if situation == "corrupt":
+        path.parent.mkdir()
+        path.write_bytes(b"junk" * 1000)
+    elif situation == "directory at the file's path":
+        path.mkdir(parents=True)
+    else:
+        path.parent.write_text("a file where gateway_home should be")
+    return path
+
+
+@pytest.mark.parametrize(
+    "situation, cause, advice",
+    [
+        ("corrupt", "it is corrupt (DatabaseError: file is not a database)", "Move the file away"),
+        ("directory at the file's path", "usage.sqlite3 is a directory (OperationalError", "Move it away"),
+        ("file at the directory's path", "home is not a directory (FileExistsError", "Move it away"),
+    ],
+)
+def test_explain_says_what_is_wrong_and_what_to_do(tmp_path: Path, situation: str, cause: str, advice: str) -> None:
+    path = _make(tmp_path, situation)
+    with pytest.raises((sqlite3.Error, OSError)) as raised:  # what the writer meets when it opens the file
+        with closing(connect(path)) as conn:
+            migrate(conn)
+    got_cause, got_advice = explain(path, raised.value)
+    assert cause in got_cause and got_advice.startswith(advice)
+
+
+def test_explain_gives_no_advice_it_cannot_back(tmp_path: Path) -> None:
+    error = sqlite3.OperationalError("disk I/O error")
+    assert explain(tmp_path / "usage.sqlite3", error) == ("OperationalError: disk I/O error", "")
+
+
+# -- corruption a read finds -----------------------------------------------------------------------------------------
+
+
+def test_corruption_a_read_finds_stops_the_writer_with_one_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "usage.sqlite3"
+    log = started(path, linger_s=0.0)
+    log.submit(row(1))
+    assert log.flush()
+    with caplog.at_level(logging.ERROR):
+        for _ in range(2):  # the status page and /_gateway/status, say
+            log.found_corrupt("DatabaseError: file is not a database")
+        log.submit(row(2))
+        assert log.flush()
+    log.close()
+    assert (log.state()["ok"], log.counters.lost, log.counters.written) == (False, 1, 1)
+    (error,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "it is corrupt" in error and "Move the file away" in error

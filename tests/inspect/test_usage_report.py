@@ -21,6 +21,8 @@ from codex_gateway.inspect.usage_report import parse_when
 from codex_gateway.inspect.usage_report import percentile
 from codex_gateway.inspect.usage_row import RequestRow
 
+from tests.inspect.read_only import read_only_view
+
 NOON = datetime(2026, 11, 10, 12, 0).timestamp()  # local time, as the reports group days
 DAY = 86400.0
 
@@ -209,3 +211,60 @@ def test_read_log_says_why_it_cannot(tmp_path: Path, content: bytes | None, mess
         path.write_bytes(content)
     with pytest.raises(usage_report.LogUnreadable, match=message):
         usage_report.read_log(path, usage_report.totals)
+
+
+def test_read_log_reads_a_log_in_a_read_only_directory(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with closing(connect(home / "usage.sqlite3")) as writer:  # a WAL file: reading it needs its -shm index
+        migrate(writer)
+        insert_rows(writer, ROWS, pid=1)
+    with read_only_view(home) as view:
+        assert usage_report.read_log(view / "usage.sqlite3", lambda conn: usage_report.totals(conn)["rows"]) == 5
+
+
+@pytest.mark.parametrize("corrupt, content", [(True, b"junk" * 500), (False, None)])
+def test_read_log_says_whether_the_file_is_corrupt(tmp_path: Path, corrupt: bool, content: bytes | None) -> None:
+    path = tmp_path / "usage.sqlite3"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(usage_report.LogUnreadable) as raised:
+        usage_report.read_log(path, usage_report.totals)
+    assert raised.value.corrupt is corrupt
+
+
+# -- the model that served ------------------------------------------------------------------------------------
+
+SERVED = [
+    req(NOON, model="gpt-5.4-high", model_served="gpt-5.4", input_tokens=10),  # an alias the gateway resolved
+    req(NOON + 1, model="gpt-5.4", model_served="gpt-5.4", input_tokens=20),
+    req(NOON + 2, model="no-such-model", status=404, failure="local", input_tokens=0),  # nothing served it
+]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    path = tmp_path / "served.sqlite3"
+    with closing(connect(path)) as writer:
+        migrate(writer)
+        insert_rows(writer, SERVED, pid=1)
+    with closing(usage_report.open_log(path)) as reader:
+        yield reader
+
+
+def test_by_model_groups_by_the_model_that_served(served: sqlite3.Connection) -> None:
+    groups = {s.key: (s.requests, s.input_tokens) for s in usage_report.summarize(served, 0, NOON + DAY, "model")}
+    assert groups == {"gpt-5.4": (2, 30), "no-such-model": (1, 0)}
+
+
+def test_daily_tokens_are_by_the_model_that_served(served: sqlite3.Connection) -> None:
+    assert usage_report.daily_tokens(served, 1, NOON) == {"2026-11-10": {"gpt-5.4": 30}}
+
+
+@pytest.mark.parametrize("since, until, ok", [(NOON, NOON + 1, True), (NOON, NOON, False), (NOON + DAY, NOON, False)])
+def test_check_range(since: float, until: float, ok: bool) -> None:
+    if ok:
+        usage_report.check_range(since, until)
+    else:
+        with pytest.raises(ValueError, match="its end must be after its start"):
+            usage_report.check_range(since, until)

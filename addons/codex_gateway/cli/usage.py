@@ -8,8 +8,9 @@ and time to first token (p50/p90 of streamed answers), grouped by day, model, ac
     .venv/bin/python scripts/usage.py …          (the same, from a checkout)
 
 --since/--until take `7d`, `12h`, `30m`, `2w` (before now), a local date (`--until 2026-11-30` includes that day)
-or a date-time `2026-11-01T08:00`. The log holds labels (emails), never tokens. Exit status 1: a time it cannot
-read; 2: no log to read.
+or a date-time `2026-11-01T08:00`. `--by model` groups by the model that served each request (the one asked for
+when none did), as /metrics does. The log holds labels (emails), never tokens. Exit status 1: a time it cannot
+read; 2: a range that ends before it starts, or no log to read.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ def main(argv: list[str] | None = None, prog: str = "codex-gateway usage") -> in
         until = usage_report.parse_when(args.until, now, end=True) if args.until else now + 1
     except ValueError as e:
         return fail(prog, str(e))
+    try:
+        usage_report.check_range(since, until)
+    except ValueError as e:
+        return fail(prog, str(e), 2)
     path = Path(args.db) if args.db else _home(args.gateway_home) / DB_NAME
     try:
         summaries, total = usage_report.read_log(

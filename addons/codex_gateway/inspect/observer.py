@@ -14,6 +14,7 @@ import hmac
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ from .usage_row import DB_NAME
 from .usage_row import row_from_flow
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from ..accounts.upstream_access import UpstreamAccess
     from ..model_catalog import ModelCatalog
     from ..settings import Settings
@@ -224,12 +227,11 @@ class Observer:
         if log is None:
             return None
         log.flush(2.0)
-        state = log.state()
         try:
-            state["totals"] = usage_report.read_log(log.path, usage_report.totals)
+            totals = _read(log, usage_report.totals)
         except usage_report.LogUnreadable as e:
-            state["read_error"] = str(e)
-        return state
+            return {**log.state(), "read_error": str(e)}
+        return {**log.state(), "totals": totals}
 
     def _read_page_data(self, page: PageData) -> None:
         """The request log's part of the page: the rows just finished are written first, so they show."""
@@ -237,10 +239,9 @@ class Observer:
         if log is None:
             return
         log.flush(2.0)
-        page.database = log.state()
         try:
-            page.daily_tokens, page.daily_failures, page.recent = usage_report.read_log(
-                log.path,
+            page.daily_tokens, page.daily_failures, page.recent = _read(
+                log,
                 lambda conn: (
                     usage_report.daily_tokens(conn, PAGE_DAYS, page.now),
                     usage_report.daily_failures(conn, PAGE_DAYS, page.now),
@@ -249,6 +250,18 @@ class Observer:
             )
         except usage_report.LogUnreadable as e:
             page.read_error = str(e)
+        page.database = log.state()  # after the read, which may have found the file corrupt
+
+
+def _read[T](log: UsageLog, report: Callable[[sqlite3.Connection], T]) -> T:
+    """`report` over the log's file; a corrupt file found here also makes the log's state not ok (the writer's
+    open connection may go on writing from its cached pages without noticing)."""
+    try:
+        return usage_report.read_log(log.path, report)
+    except usage_report.LogUnreadable as e:
+        if e.corrupt:
+            log.found_corrupt(str(e))
+        raise
 
 
 def _startup_check() -> logging.Handler | None:

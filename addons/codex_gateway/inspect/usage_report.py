@@ -33,6 +33,7 @@ __all__ = [
     "GROUPS",
     "Summary",
     "parse_when",
+    "check_range",
     "open_log",
     "read_log",
     "LogUnreadable",
@@ -49,10 +50,13 @@ __all__ = [
     "percentile",
 ]
 
+# The model that served a request (as /metrics counts it), else the one the client asked for: an alias such as
+# gpt-5.4-high, or a name the backend refused, is grouped under what actually ran.
+_MODEL = "coalesce(model_served, model, '-')"
 # --by → the SQL expression of the group key (a fixed table: nothing from the command line reaches the SQL)
 GROUPS: dict[str, str] = {
     "day": "date(finished_at, 'unixepoch', 'localtime')",
-    "model": "coalesce(model, '-')",
+    "model": _MODEL,
     "account": "coalesce(account, '-')",
     "client": "client",
     "run": "coalesce(run, '-')",
@@ -98,6 +102,15 @@ def parse_when(text: str, now: float | None = None, *, end: bool = False) -> flo
         raise ValueError(f"not a time: {text!r} (use e.g. 7d, 12h, 2026-11-01 or 2026-11-01T08:00)") from None
 
 
+def check_range(since: float, until: float) -> None:
+    """Raises ValueError when the range holds no time at all (a swapped --since/--until would otherwise report
+    "no requests", which reads like an answer)."""
+    if until <= since:
+        raise ValueError(
+            f"the time range starts at {_iso(since)} and ends at {_iso(until)}: its end must be after its start"
+        )
+
+
 def open_log(path: Path) -> sqlite3.Connection:
     """A read-only connection to the request log; FileNotFoundError when there is none yet."""
     from .usage_log import connect  # SQLite is loaded here, when a log is read
@@ -108,21 +121,29 @@ def open_log(path: Path) -> sqlite3.Connection:
 
 
 class LogUnreadable(Exception):
-    """The request log could not be read (there is none yet, it is corrupt, …); the message says why."""
+    """The request log could not be read (there is none yet, it is corrupt, …); the message says why, and
+    `corrupt` whether SQLite found the file is not a database or a malformed one."""
+
+    def __init__(self, message: str, *, corrupt: bool = False) -> None:
+        super().__init__(message)
+        self.corrupt = corrupt
 
 
 def read_log[T](path: Path, report: Callable[[sqlite3.Connection], T]) -> T:
     """`report` over a read-only connection to the log at `path`, closed afterwards. Raises LogUnreadable."""
     import sqlite3
 
+    from .usage_log import is_corrupt
+
     try:
         conn = open_log(path)
     except (OSError, sqlite3.Error) as e:
-        raise LogUnreadable(str(e) if isinstance(e, FileNotFoundError) else f"{type(e).__name__}: {e}") from e
+        message = str(e) if isinstance(e, FileNotFoundError) else f"{type(e).__name__}: {e}"
+        raise LogUnreadable(message, corrupt=is_corrupt(e)) from e
     try:
         return report(conn)
     except sqlite3.Error as e:
-        raise LogUnreadable(f"{type(e).__name__}: {e}") from e
+        raise LogUnreadable(f"{type(e).__name__}: {e}", corrupt=is_corrupt(e)) from e
     finally:
         conn.close()
 
@@ -174,11 +195,11 @@ def runs(conn: sqlite3.Connection, since: float, until: float) -> list[dict[str,
 
 
 def daily_tokens(conn: sqlite3.Connection, days: int, now: float | None = None) -> dict[str, dict[str, int]]:
-    """Tokens (input + output) per local day and model for the last `days` days, today included; every day has
-    an entry (empty when nothing ran)."""
+    """Tokens (input + output) per local day and model (the one that served) for the last `days` days, today
+    included; every day has an entry (empty when nothing ran)."""
     series: dict[str, dict[str, int]] = {day: {} for day in _last_days(days, now)}
     for day, model, tokens in conn.execute(
-        f"SELECT {GROUPS['day']} AS d, coalesce(model, '-'), sum(input_tokens + output_tokens) FROM requests "
+        f"SELECT {GROUPS['day']} AS d, {_MODEL}, sum(input_tokens + output_tokens) FROM requests "
         "WHERE finished_at >= ? GROUP BY d, 2",
         (_day_start(next(iter(series)))),
     ):
