@@ -124,3 +124,7 @@ def test_runs_are_shown_by_their_whole_trace_id(database: Path) -> None:
         insert_rows(conn, rows, pid=1)
     shown = {line.split()[0] for line in commands.runs([], "--since", "1d").splitlines()[2:]}
     assert {first, second} <= shown
+
+
+def test_an_inverted_range_is_answered_not_raised(database: Path) -> None:
+    assert "its end must be after its start" in commands.usage([], "--since", "2026-12-08", "--until", "2026-12-01")

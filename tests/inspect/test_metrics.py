@@ -8,6 +8,7 @@ import pytest
 from codex_gateway.inspect.metrics import MAX_MODELS
 from codex_gateway.inspect.metrics import GatewayMetrics
 from codex_gateway.inspect.metrics import Histogram
+from codex_gateway.inspect.metrics import families
 from codex_gateway.inspect.metrics import render
 from codex_gateway.inspect.usage_row import RequestRow
 from prometheus_client import REGISTRY
@@ -24,7 +25,7 @@ def req(**kw: Any) -> RequestRow:
 
 def scrape(metrics: GatewayMetrics, **kw: Any) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """name → {sorted labels → value} from the rendered text."""
-    body, content_type = render(metrics, known_model=lambda m: m in KNOWN, version="9.9", now=NOW, **kw)
+    body, content_type = render(families(metrics, known_model=lambda m: m in KNOWN, version="9.9", now=NOW, **kw))
     assert content_type == "text/plain; version=0.0.4; charset=utf-8"
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(body.decode()):
@@ -159,7 +160,7 @@ def test_the_global_registry_is_left_alone() -> None:
     before = {name for family in REGISTRY.collect() for name in [family.name]}
     m = GatewayMetrics()
     m.observe(req(model="gpt-5.4"))
-    render(m, known_model=lambda _: True)
+    render(families(m, known_model=lambda _: True))
     after = {family.name for family in REGISTRY.collect()}
     assert before == after and not any(name.startswith("codex_gateway") for name in after)
 
@@ -200,7 +201,8 @@ def _mixed() -> GatewayMetrics:
 
 @pytest.mark.parametrize("accept, content_type", NEGOTIATED, ids=["none", "curl", "text", "prometheus2", "prometheus3"])
 def test_the_format_follows_the_accept_header(accept: str, content_type: str) -> None:
-    assert render(_mixed(), known_model=lambda m: m in KNOWN, accounts=ACCOUNTS, accept=accept)[1] == content_type
+    collected = families(_mixed(), known_model=lambda m: m in KNOWN, accounts=ACCOUNTS)
+    assert render(collected, accept)[1] == content_type
 
 
 def test_openmetrics_for_prometheus_holds_the_same_samples_as_the_text_format() -> None:
@@ -213,8 +215,8 @@ def test_openmetrics_for_prometheus_holds_the_same_samples_as_the_text_format() 
         }
 
     kw: dict[str, Any] = {"known_model": lambda m: m in KNOWN, "accounts": ACCOUNTS, "now": NOW}
-    text, _ = render(_mixed(), **kw)
-    open_metrics, _ = render(_mixed(), accept=PROMETHEUS_2, **kw)
+    text, _ = render(families(_mixed(), **kw))
+    open_metrics, _ = render(families(_mixed(), **kw), PROMETHEUS_2)
     assert open_metrics.endswith(b"# EOF\n")
     from_text = samples(text, text_string_to_metric_families)
     assert samples(open_metrics, openmetrics_families) == from_text

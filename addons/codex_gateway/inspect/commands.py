@@ -234,6 +234,7 @@ def parse_range(options: Sequence[str], now: float | None = None) -> tuple[float
         raise ValueError(f"--by must be one of {', '.join(usage_report.GROUPS)}")
     since = usage_report.parse_when(values["since"], now) if "since" in values else 0.0
     until = usage_report.parse_when(values["until"], now, end=True) if "until" in values else now + 1
+    usage_report.check_range(since, until)
     return since, until, by
 
 

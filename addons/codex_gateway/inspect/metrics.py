@@ -5,9 +5,9 @@ Two halves:
 - `GatewayMetrics` counts finished requests (`observe(row)`, one per flow, on the event loop): plain dicts and
   bucket lists, a few increments per request, no lock (one thread) and no import of `prometheus_client` on the
   request path.
-- `render` (at scrape time) turns those counts, the account pool's status and the request log's state into
-  metric families and lets `prometheus_client` write them, from a registry of its own (never the global one) and
-  a custom collector (prometheus_client's way of exporting state another component owns).
+- At scrape time `families` turns those counts, the account pool's status and the request log's state into
+  metric families, and `render` lets `prometheus_client` write them, from a registry of its own (never the global
+  one) and a custom collector (prometheus_client's way of exporting state another component owns).
 
 Cardinality stays bounded: labels are endpoints, status codes, failure kinds, token kinds, account labels (one per
 configured account) and models, which are only those the model catalog knows, all others counted as "other".
@@ -111,29 +111,19 @@ class GatewayMetrics:
 # -- scrape time ---------------------------------------------------------------------------------------------
 
 
-def render(
-    metrics: GatewayMetrics,
-    *,
-    known_model: Callable[[str], bool],
-    accounts: Iterable[Mapping[str, Any]] = (),
-    log_state: Mapping[str, Any] | None = None,
-    version: str = "",
-    now: float | None = None,
-    accept: str = "",
-) -> tuple[bytes, str]:
-    """The exposition (body, content type) from a registry of its own, in the format the scraper's `Accept`
-    header asks for, negotiated as prometheus_client's own HTTP handler does: OpenMetrics for Prometheus (which
-    asks for it first), the classic text format (0.0.4) for curl and anything that asks for nothing else."""
+def render(collected: Iterable[Any], accept: str = "") -> tuple[bytes, str]:
+    """The exposition (body, content type) of metric families (`families`), from a registry of its own, in the
+    format the scraper's `Accept` header asks for, negotiated as prometheus_client's own HTTP handler does:
+    OpenMetrics for Prometheus (which asks for it first), the classic text format (0.0.4) for curl and anything
+    that asks for nothing else."""
     from prometheus_client.exposition import choose_encoder
     from prometheus_client.registry import CollectorRegistry
 
-    collected = families(
-        metrics, known_model=known_model, accounts=accounts, log_state=log_state, version=version, now=now
-    )
+    snapshot = list(collected)
 
     class _Snapshot:
         def collect(self) -> Iterable[Any]:
-            return collected
+            return snapshot
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot())  # any object with collect() is a Collector

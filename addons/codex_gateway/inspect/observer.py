@@ -31,6 +31,7 @@ from ..http.routes import LocalRoute
 from . import commands
 from . import usage_report
 from .metrics import GatewayMetrics
+from .metrics import families
 from .metrics import render
 from .usage_row import DB_NAME
 from .usage_row import row_from_flow
@@ -195,14 +196,14 @@ class Observer:
             flow.response = http.Response.make(200, render_page(page), PAGE_HEADERS)
 
     def _metrics(self, access: UpstreamAccess | None, catalog: ModelCatalog | None, accept: str) -> http.Response:
-        body, content_type = render(
+        collected = families(
             self.metrics,
             known_model=(lambda model: catalog.lookup(model) is not None) if catalog else (lambda model: False),
             accounts=access.pool.status() if access else (),
             log_state=self.log.state() if self.log else None,
             version=__version__,
-            accept=accept,
         )
+        body, content_type = render(collected, accept)
         return http.Response.make(200, body, {"content-type": content_type, "cache-control": "no-store"})
 
     async def _status(
