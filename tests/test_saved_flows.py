@@ -19,6 +19,8 @@ from mitmproxy import http
 from mitmproxy import io
 from mitmproxy.test import taddons
 
+from tests.fixtures.saved_flows.record import TRACE
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "saved_flows" / "pre_record.flows"
 
@@ -127,10 +129,10 @@ def test_codex_usage_and_runs_over_the_saved_flows(flows: list[http.HTTPFlow]) -
     )
     assert commands.runs_table(records) == "\n".join(
         [
-            "run               client                        requests  failed  input  output  tool calls",
-            "----------------  ----------------------------  --------  ------  -----  ------  ----------",
-            "0af7651916cd43dd  OpenClaw                             2       0  1,211      40  read",
-            "-                 OpenClaw,python-httpx/0.28.1         6       5     11       5  -",
+            "run" + " " * 31 + "client                        requests  failed  input  output  tool calls",
+            "-" * 32 + "  ----------------------------  --------  ------  -----  ------  ----------",
+            f"{TRACE}  OpenClaw                             2       0  1,211      40  read",
+            "-" + " " * 33 + "OpenClaw,python-httpx/0.28.1         6       5     11       5  -",
         ]
     )
 
