@@ -221,8 +221,11 @@ async def phase_latency(
 
 
 async def phase_rps(targets: dict[str, Target], clients: dict[str, httpx.AsyncClient], p: Params, r: Results) -> None:
-    for _ in range(p.rps_rounds):
-        for mode in targets:
+    """Rounds of `rps_requests` per mode; each round starts with another mode (as phase 1's samples rotate), so
+    the VM's drift within a round does not always favour the same mode."""
+    modes = list(targets)
+    for i in range(p.rps_rounds):
+        for mode in modes[i % len(modes) :] + modes[: i % len(modes)]:
             left = p.rps_requests
 
             async def worker(target: Target, client: httpx.AsyncClient) -> None:
