@@ -41,14 +41,18 @@ ROWS = [
 ]
 
 
-@pytest.fixture
-def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    path = tmp_path / "usage.sqlite3"
+def _log_of(path: Path, rows: list[RequestRow]) -> Iterator[sqlite3.Connection]:
+    """A request log holding `rows`, opened for reading as the reports open it."""
     with closing(connect(path)) as writer:
         migrate(writer)
-        insert_rows(writer, ROWS, pid=1)
+        insert_rows(writer, rows, pid=1)
     with closing(usage_report.open_log(path)) as reader:
         yield reader
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    yield from _log_of(tmp_path / "usage.sqlite3", ROWS)
 
 
 # -- time ranges ----------------------------------------------------------------------------------------------
@@ -244,12 +248,7 @@ SERVED = [
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    path = tmp_path / "served.sqlite3"
-    with closing(connect(path)) as writer:
-        migrate(writer)
-        insert_rows(writer, SERVED, pid=1)
-    with closing(usage_report.open_log(path)) as reader:
-        yield reader
+    yield from _log_of(tmp_path / "served.sqlite3", SERVED)
 
 
 def test_by_model_groups_by_the_model_that_served(served: sqlite3.Connection) -> None:
