@@ -123,7 +123,7 @@ def status_after_error(streamed_status: int | None, error_msg: str) -> int | Non
     hook can replace that page with the protocol's envelope)."""
     if streamed_status is not None:
         return streamed_status
-    kind, _ = failure_of(FlowRecord(), error_msg) or ("", "")
+    kind, _ = _connection_failure(error_msg)
     return None if kind in ("client_disconnect", "killed") else 502
 
 
@@ -136,16 +136,7 @@ def failure_of(record: FlowRecord, error_msg: str | None = None) -> tuple[str, s
     gateway answered 4xx/5xx itself).
     """
     if error_msg is not None:
-        lower = error_msg.lower()
-        if "client disconnected" in lower:
-            return "client_disconnect", "client disconnected"
-        if "incomplete" in lower or "peer closed" in lower or "server disconnected" in lower:
-            return "upstream_cut", f"upstream cut the answer off ({_clip(error_msg)})"
-        if ("connect" in lower and ("failed" in lower or "refused" in lower)) or "unreachable" in lower:
-            return "upstream_unreachable", f"upstream unreachable ({_clip(error_msg)})"
-        if "killed" in lower:
-            return "killed", "connection killed"
-        return "proxy_error", _clip(error_msg)
+        return _connection_failure(error_msg)
     error = record.error
     status = record.client_status
     failed_status = status is not None and status >= 400
@@ -159,6 +150,20 @@ def failure_of(record: FlowRecord, error_msg: str | None = None) -> tuple[str, s
         # translated from an upstream answer: an in-band error event
         return "error_event", f"error event: {_clip(str(error))}"
     return "local", f"gateway answered {status}: {_clip(error or '')}".rstrip(": ")
+
+
+def _connection_failure(error_msg: str) -> tuple[str, str]:
+    """(kind, reason) of mitmproxy's error message for a flow that ended in an error."""
+    lower = error_msg.lower()
+    if "client disconnected" in lower:
+        return "client_disconnect", "client disconnected"
+    if "incomplete" in lower or "peer closed" in lower or "server disconnected" in lower:
+        return "upstream_cut", f"upstream cut the answer off ({_clip(error_msg)})"
+    if ("connect" in lower and ("failed" in lower or "refused" in lower)) or "unreachable" in lower:
+        return "upstream_unreachable", f"upstream unreachable ({_clip(error_msg)})"
+    if "killed" in lower:
+        return "killed", "connection killed"
+    return "proxy_error", _clip(error_msg)
 
 
 def summary_line(record: FlowRecord, *, replayed: bool = False) -> str:
