@@ -38,7 +38,10 @@ def test_a_har_export_holds_the_streamed_answer_s_upstream_sse_and_the_request_s
     with gateway:
         assert _streamed_chat(gateway, backend) == "".join(DELTAS)
     # mitmproxy writes the HAR when it shuts down
-    (entry,) = [e for e in json.loads(har_path.read_text())["log"]["entries"] if "/responses" in e["request"]["url"]]
+    har = har_path.read_text()
+    login = login_home[1]
+    assert login.access_token not in har and login.account_id not in har  # redacted before any addon saves a flow
+    (entry,) = [e for e in json.loads(har)["log"]["entries"] if "/responses" in e["request"]["url"]]
     sent = json.loads(entry["request"]["postData"]["text"])
     assert sent["input"][0]["content"][0]["text"] == "keep it"
     sse = entry["response"]["content"]["text"]
